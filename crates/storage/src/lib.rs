@@ -1,0 +1,1 @@
+//! pgxc-storage (being written).
