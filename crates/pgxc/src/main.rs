@@ -1,1 +1,116 @@
-fn main() {}
+//! `pgxc`: one binary, a subcommand per component.
+//!
+//! - `pgxc gtm`: a GTM replica (initialises its data directory on first start, like XC's `initgtm`).
+//! - `pgxc gtm-proxy`: a GTM proxy.
+//! - `pgxc gtm-ctl`: status, promote, transfer-leader, add-member, remove-member.
+
+mod cmd_gtm;
+mod ctl_gtm;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+/// A write-scalable, symmetric PostgreSQL cluster (a Postgres-XC re-creation).
+#[derive(Parser, Debug)]
+#[command(name = "pgxc", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Run a GTM replica (global transaction manager), a member of an openraft group.
+    Gtm(GtmArgs),
+    /// Run a GTM proxy: multiplexes and batches many sessions' GTM requests over one connection.
+    GtmProxy(GtmProxyArgs),
+    /// Operate a GTM group.
+    GtmCtl {
+        /// GTM addresses (host:port), comma separated.
+        #[arg(long, value_delimiter = ',', default_value = "127.0.0.1:6666")]
+        gtm: Vec<String>,
+        #[command(subcommand)]
+        verb: GtmCtlVerb,
+    },
+}
+
+/// `pgxc gtm` options. A TOML file given with `--config` supplies the same keys (`id`, `data_dir`, `listen`,
+/// `peers`); flags override it.
+#[derive(clap::Args, Debug, Default)]
+pub struct GtmArgs {
+    /// TOML configuration file with keys id, data_dir, listen, peers ("1=host:port,2=...").
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Raft node id of this replica (>= 1).
+    #[arg(long)]
+    pub id: Option<u64>,
+    /// Data directory (created and initialised on first start).
+    #[arg(long, short = 'D')]
+    pub data_dir: Option<PathBuf>,
+    /// Listen address host:port (clients, proxies and peers).
+    #[arg(long)]
+    pub listen: Option<String>,
+    /// The group's initial voters, `id=host:port` comma separated, this node included. Used on first start only.
+    #[arg(long)]
+    pub peers: Option<String>,
+}
+
+/// `pgxc gtm-proxy` options.
+#[derive(clap::Args, Debug)]
+pub struct GtmProxyArgs {
+    /// Listen address host:port for coordinators and datanodes.
+    #[arg(long, default_value = "127.0.0.1:6670")]
+    pub listen: String,
+    /// GTM replica addresses, comma separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    pub gtm: Vec<String>,
+}
+
+/// `pgxc gtm-ctl` verbs.
+#[derive(Subcommand, Debug)]
+pub enum GtmCtlVerb {
+    /// Show every listed replica's role, term, leader, members and GXID marks.
+    Status,
+    /// Force the (first) listed replica into a one-member group (XC's standby promote). See docs/gtm.md.
+    Promote,
+    /// Hand leadership to replica `--to` (best effort).
+    TransferLeader {
+        /// Target node id.
+        #[arg(long)]
+        to: u64,
+    },
+    /// Add a replica as a voter.
+    AddMember {
+        /// New node id.
+        #[arg(long)]
+        id: u64,
+        /// Its address host:port (it must be running, started with the same --peers or none).
+        #[arg(long)]
+        addr: String,
+    },
+    /// Remove a voter.
+    RemoveMember {
+        /// Node id.
+        #[arg(long)]
+        id: u64,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("PGXC_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    rt.block_on(async move {
+        match cli.command {
+            Command::Gtm(args) => cmd_gtm::run_gtm(args).await,
+            Command::GtmProxy(args) => cmd_gtm::run_proxy(args).await,
+            Command::GtmCtl { gtm, verb } => ctl_gtm::run(&gtm, verb).await,
+        }
+    })
+}
