@@ -4,12 +4,14 @@
 //! `cargo test --features sim` from the repository root (the launcher test re-runs this crate with
 //! `--cfg madsim` in `target/sim`), or directly with `cargo sim-test` (an alias in `.cargo/config.toml`).
 //!
-//! Environment: `PGXC_SIM_SEEDS` (how many seeds, default per suite), `PGXC_SIM_SEED` (replay one seed).
+//! - [`gtm_history`]: the events a GTM simulation records and the checkers that judge them (pure; their own
+//!   tests run in normal mode too).
+//! - `harness` (madsim only): the seed loop, replay commands, determinism checks, simulated-time rate.
+//!
+//! Environment: `PGXC_SIM_SEEDS` (how many seeds), `PGXC_SIM_SEED_BASE` (first seed), `PGXC_SIM_SEED` (replay
+//! one seed).
 
-#[cfg(all(feature = "sim", not(madsim)))]
-const _: () = {
-    // This crate is compiled in normal mode only for the launcher test; nothing simulated runs here.
-};
+pub mod gtm_history;
 
 #[cfg(madsim)]
 pub mod harness;

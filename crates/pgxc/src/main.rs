@@ -3,8 +3,11 @@
 //! - `pgxc gtm`: a GTM replica (initialises its data directory on first start, like XC's `initgtm`).
 //! - `pgxc gtm-proxy`: a GTM proxy.
 //! - `pgxc gtm-ctl`: status, promote, transfer-leader, add-member, remove-member.
+//! - `pgxc ctl up`: the default local cluster in the foreground.
 
 mod cmd_gtm;
+mod ctl;
+mod serve;
 mod ctl_gtm;
 
 use anyhow::Result;
@@ -25,6 +28,11 @@ enum Command {
     Gtm(GtmArgs),
     /// Run a GTM proxy: multiplexes and batches many sessions' GTM requests over one connection.
     GtmProxy(GtmProxyArgs),
+    /// Deploy and run a cluster (XC's pgxc_ctl).
+    Ctl {
+        #[command(subcommand)]
+        verb: CtlVerb,
+    },
     /// Operate a GTM group.
     GtmCtl {
         /// GTM addresses (host:port), comma separated.
@@ -33,6 +41,13 @@ enum Command {
         #[command(subcommand)]
         verb: GtmCtlVerb,
     },
+}
+
+/// `pgxc ctl` verbs.
+#[derive(Subcommand, Debug)]
+pub enum CtlVerb {
+    /// Start the default local cluster in the foreground (initialising it the first time); Ctrl-C stops it.
+    Up(ctl::UpArgs),
 }
 
 /// `pgxc gtm` options. A TOML file given with `--config` supplies the same keys (`id`, `data_dir`, `listen`,
@@ -97,9 +112,17 @@ pub enum GtmCtlVerb {
     },
 }
 
-fn main() -> Result<()> {
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("pgxc: error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<()> {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("PGXC_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
         )
@@ -111,6 +134,7 @@ fn main() -> Result<()> {
             Command::Gtm(args) => cmd_gtm::run_gtm(args).await,
             Command::GtmProxy(args) => cmd_gtm::run_proxy(args).await,
             Command::GtmCtl { gtm, verb } => ctl_gtm::run(&gtm, verb).await,
+            Command::Ctl { verb: CtlVerb::Up(args) } => ctl::up(args).await,
         }
     })
 }

@@ -510,6 +510,15 @@ impl LeaderState {
             self.seq_cache.remove(name);
         }
         let Some(cache) = self.seq_cache.get_mut(name) else {
+            // One reservation in flight per sequence: concurrent nextvals wait for it instead of each
+            // reserving a block of their own, so values are handed out in request order (PostgreSQL's CACHE 1
+            // ordering across sessions).
+            if self.seq_inflight.contains_key(name) {
+                let want = self.seq_wanted.entry(name.to_string()).or_default();
+                *want = (*want).max(count);
+                return Step::Wait;
+            }
+            self.seq_inflight.insert(name.to_string(), self.now_ms);
             return Step::Propose(Command::ReserveSequence {
                 name: name.to_string(),
                 count: count.max(self.config.seq_block),
@@ -628,8 +637,8 @@ impl LeaderState {
                 self.seq_cache.remove(to);
             }
             Command::ReserveSequence { name, claim, .. } => {
+                self.seq_inflight.remove(name);
                 if *claim == 0 {
-                    self.seq_inflight.remove(name);
                     self.seq_wanted.remove(name);
                 }
                 if let CommandResult::SeqRange {

@@ -1260,3 +1260,24 @@ fn sequence_cache_per_session_like_postgres() {
     // A count of 0 is treated as 1.
     assert_eq!(h.nextval("s", 0).unwrap(), vec![10]);
 }
+
+#[test]
+fn concurrent_nextvals_share_one_reservation_in_request_order() {
+    // Found by the GTM chaos simulation: two nextvals arriving while the cache was empty each reserved a block
+    // of their own, so a later request could get a value from the higher block while the lower one was still
+    // being served (1001, then 2, 3, ...). Now the second waits for the first reservation.
+    let mut h = Harness::new(small_config());
+    h.create_seq("s", opts());
+    let req = Request::NextVal {
+        name: "s".into(),
+        count: 1,
+    };
+    let Step::Propose(first) = h.l.handle(None, &req, &h.d, h.now) else {
+        panic!("first nextval on an empty cache must reserve");
+    };
+    assert_eq!(h.l.handle(None, &req, &h.d, h.now), Step::Wait);
+    let r = h.apply(&first);
+    assert_eq!(h.l.reply_for(&req, &first, &r), Response::Values(vec![1]));
+    assert_eq!(h.nextval("s", 1).unwrap(), vec![2]);
+    assert_eq!(h.nextvals("s", 4), vec![3, 4, 5, 6]);
+}

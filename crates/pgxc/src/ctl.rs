@@ -1,0 +1,185 @@
+//! `pgxc ctl`: deploy and run a local cluster (XC's pgxc_ctl). Today it runs the GTM part of the default
+//! cluster; coordinators and datanodes join it as they are built.
+//!
+//! `pgxc ctl up` starts, under `./pgxc-data` (first time: initialises), 3 GTM replicas and 1 GTM proxy as child
+//! processes of this binary on loopback ports from `--base-port`, waits until the GTM group has a leader, prints
+//! where everything listens, stays in the foreground, and stops every child cleanly (SIGTERM, then SIGKILL after
+//! a grace period) on Ctrl-C. Running it again keeps the data.
+
+use crate::ctl_gtm;
+use anyhow::{anyhow, bail, Context, Result};
+use pgxc_gtm::proto::{Request, Response};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// `pgxc ctl up` options.
+#[derive(clap::Args, Debug, Clone)]
+pub struct UpArgs {
+    /// Where the cluster's data directories and logs live.
+    #[arg(long, default_value = "pgxc-data")]
+    pub data: PathBuf,
+    /// First port: GTM replicas use base, base+1, base+2; the GTM proxy base+10.
+    #[arg(long, default_value_t = 6666)]
+    pub base_port: u16,
+    /// Host to listen on (loopback by default).
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+}
+
+struct Proc {
+    name: String,
+    child: Child,
+    log: PathBuf,
+}
+
+/// Children are stopped when this is dropped, whatever happened.
+struct Cluster {
+    procs: Vec<Proc>,
+}
+
+impl Cluster {
+    fn spawn(&mut self, name: &str, args: &[String], log: PathBuf) -> Result<()> {
+        let exe = std::env::current_exe().context("cannot find the pgxc executable")?;
+        let out = File::create(&log).with_context(|| format!("cannot create log {}", log.display()))?;
+        let err = out.try_clone()?;
+        let child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
+        self.procs.push(Proc { name: name.to_string(), child, log });
+        Ok(())
+    }
+
+    /// A child that exited: its name, status and the tail of its log.
+    fn exited(&mut self) -> Option<String> {
+        for p in &mut self.procs {
+            if let Ok(Some(status)) = p.child.try_wait() {
+                return Some(format!("{} exited ({status}); last lines of {}:\n{}", p.name, p.log.display(), tail(&p.log, 15)));
+            }
+        }
+        None
+    }
+
+    fn stop(&mut self) {
+        for p in &self.procs {
+            // SIGTERM: each component shuts down cleanly.
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        for p in &mut self.procs {
+            loop {
+                match p.child.try_wait() {
+                    Ok(Some(_)) | Err(_) => break,
+                    Ok(None) if std::time::Instant::now() > deadline => {
+                        let _ = p.child.kill();
+                        let _ = p.child.wait();
+                        break;
+                    }
+                    Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+                }
+            }
+        }
+        self.procs.clear();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn tail(path: &Path, n: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+fn check_port_free(host: &str, port: u16) -> Result<()> {
+    std::net::TcpListener::bind((host, port))
+        .map(drop)
+        .map_err(|e| anyhow!("port {port} on {host} is not free ({e}); pick other ports with --base-port"))
+}
+
+/// `pgxc ctl up`.
+pub async fn up(args: UpArgs) -> Result<()> {
+    let data = &args.data;
+    let first = !data.exists();
+    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
+    let base = args.base_port;
+    if base > u16::MAX - 10 {
+        bail!("--base-port {base} leaves no room for the proxy port (base+10)");
+    }
+    let gtm_addrs: Vec<String> = (0..3).map(|i| format!("{}:{}", args.host, base + i)).collect();
+    let proxy_addr = format!("{}:{}", args.host, base + 10);
+    for port in [base, base + 1, base + 2, base + 10] {
+        check_port_free(&args.host, port)?;
+    }
+    let peers = gtm_addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
+    println!("{} the default local cluster in {}", if first { "initialising" } else { "starting" }, data.display());
+    let mut cluster = Cluster { procs: Vec::new() };
+    for (i, addr) in gtm_addrs.iter().enumerate() {
+        let id = i + 1;
+        let dir = data.join(format!("gtm{id}"));
+        let args = vec![
+            "gtm".to_string(),
+            "--id".into(),
+            id.to_string(),
+            "--data-dir".into(),
+            dir.display().to_string(),
+            "--listen".into(),
+            addr.clone(),
+            "--peers".into(),
+            peers.clone(),
+        ];
+        cluster.spawn(&format!("gtm{id}"), &args, data.join(format!("gtm{id}.log")))?;
+        println!("  started GTM replica {id} on {addr} (log {})", data.join(format!("gtm{id}.log")).display());
+    }
+    // Wait for a leader.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let leader = loop {
+        if let Some(e) = cluster.exited() {
+            bail!("{e}");
+        }
+        if let Ok(Response::Status(s)) = ctl_gtm::request_once(&gtm_addrs[0], Request::Status).await {
+            if let Some((id, addr)) = s.leader {
+                break (id, addr);
+            }
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("the GTM group elected no leader within 30 s; see the logs in {}", data.display());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    println!("  GTM group ready: leader is replica {} ({})", leader.0, leader.1);
+    let proxy_args = vec!["gtm-proxy".to_string(), "--listen".into(), proxy_addr.clone(), "--gtm".into(), gtm_addrs.join(",")];
+    cluster.spawn("gtm-proxy", &proxy_args, data.join("gtm-proxy.log"))?;
+    println!("  started GTM proxy on {proxy_addr}");
+    println!();
+    println!("GTM:        pgxc gtm-ctl --gtm {} status", gtm_addrs.join(","));
+    println!("GTM proxy:  {proxy_addr}");
+    println!("(coordinators and datanodes are not built yet; psql lines will appear here once they are)");
+    println!("Press Ctrl-C to stop the cluster.");
+    loop {
+        tokio::select! {
+            _ = crate::serve::shutdown_signal() => break,
+            _ = tokio::time::sleep(Duration::from_millis(500)) => {
+                if let Some(e) = cluster.exited() {
+                    eprintln!("{e}");
+                    println!("stopping the cluster");
+                    cluster.stop();
+                    bail!("a component stopped unexpectedly");
+                }
+            }
+        }
+    }
+    println!("stopping the cluster");
+    cluster.stop();
+    println!("stopped; data kept in {}", data.display());
+    Ok(())
+}
