@@ -132,17 +132,18 @@ fn check_gxids(events: &[Event]) -> Result<(), String> {
 /// The interval during which a transaction was certainly running: from its Begin reply to its end request.
 struct Life {
     gxid: Gxid,
+    client: u32,
     begun: u64,
     ended: u64,
 }
 
 fn check_snapshots(events: &[Event]) -> Result<(), String> {
-    let mut begun: BTreeMap<Gxid, u64> = BTreeMap::new();
+    let mut begun: BTreeMap<Gxid, (u64, u32)> = BTreeMap::new();
     let mut ended: BTreeMap<Gxid, u64> = BTreeMap::new();
     for e in events {
         match e {
-            Event::Begun { gxid, at, .. } => {
-                begun.insert(*gxid, *at);
+            Event::Begun { gxid, at, client, .. } => {
+                begun.insert(*gxid, (*at, *client));
             }
             Event::Ended { gxid, sent, .. } => {
                 let t = ended.entry(*gxid).or_insert(*sent);
@@ -170,7 +171,7 @@ fn check_snapshots(events: &[Event]) -> Result<(), String> {
     // observable; others never committed (a fenced client cannot commit) and are skipped.
     let mut lives: Vec<Life> = ended
         .iter()
-        .filter_map(|(g, e)| begun.get(g).map(|b| Life { gxid: *g, begun: *b, ended: *e }))
+        .filter_map(|(g, e)| begun.get(g).map(|(b, c)| Life { gxid: *g, client: *c, begun: *b, ended: *e }))
         .collect();
     lives.sort_by_key(|l| l.begun);
     for e in events {
@@ -183,8 +184,8 @@ fn check_snapshots(events: &[Event]) -> Result<(), String> {
                 if l.ended > *at && !snapshot.is_running(l.gxid) {
                     return Err(format!(
                         "snapshot invariant: client {client}'s snapshot {snapshot} (sent {sent} ns, received {at} ns) \
-                         omits GXID {} which ran from {} ns to {} ns",
-                        l.gxid, l.begun, l.ended
+                         omits GXID {} (client {}) which ran from {} ns to {} ns",
+                        l.gxid, l.client, l.begun, l.ended
                     ));
                 }
             }

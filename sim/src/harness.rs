@@ -32,7 +32,7 @@ fn env_u64(name: &str) -> Option<u64> {
 
 /// The command that replays one seed of one test.
 pub fn replay_command(test: &str, seed: u64) -> String {
-    format!("PGXC_SIM_SEED={seed} cargo sim-test {test} -- --nocapture   # or: PGXC_SIM_SEED={seed} cargo test --features sim")
+    format!("PGXC_SIM_SEED={seed} cargo sim-test --test {test} -- --nocapture")
 }
 
 /// The seed of the running simulation.
@@ -40,28 +40,51 @@ pub fn current_seed() -> u64 {
     madsim::runtime::Handle::current().seed()
 }
 
-/// Run one seed in a fresh runtime, turning a panic into an error.
+/// Run one seed in a fresh runtime on a fresh thread, turning a panic into an error.
+///
+/// The fresh thread matters: madsim seeds std's `HashMap` keys from the simulation seed, which only works if
+/// nothing created a `RandomState` on that thread before the runtime (std initialises the keys once per
+/// thread). Otherwise hash iteration orders inside dependencies vary from run to run.
 pub fn run_one<Fut>(seed: u64, time_limit: Duration, scenario: fn() -> Fut) -> (Outcome, Duration)
 where
     Fut: Future<Output = Outcome> + 'static,
 {
-    let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
-    rt.set_time_limit(time_limit);
-    let fut = scenario();
-    let start_sim = std::cell::Cell::new(Duration::ZERO);
-    let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        rt.block_on(async {
-            let t0 = madsim::time::Instant::now();
-            let r = fut.await;
-            start_sim.set(t0.elapsed());
-            r
+    let joined = std::thread::Builder::new()
+        .name(format!("sim-seed-{seed}"))
+        .spawn(move || {
+            let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            rt.set_time_limit(time_limit);
+            let sim = std::cell::Cell::new(Duration::ZERO);
+            let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                rt.block_on(async {
+                    let t0 = madsim::time::Instant::now();
+                    let r = scenario().await;
+                    sim.set(t0.elapsed());
+                    r
+                })
+            }));
+            let outcome = match result {
+                Ok(r) => r,
+                Err(p) => Err(panic_message(&p)),
+            };
+            (outcome, sim.get())
         })
-    }));
-    let outcome = match result {
-        Ok(r) => r,
-        Err(p) => Err(panic_message(&p)),
-    };
-    (outcome, start_sim.get())
+        .expect("spawn a simulation thread")
+        .join();
+    joined.unwrap_or_else(|p| (Err(panic_message(&p)), Duration::ZERO))
+}
+
+/// Install the log subscriber for `PGXC_SIM_LOG` (e.g. `pgxc_gtm=debug`) on the calling thread's process,
+/// before any simulation thread starts. Without timestamps: reading the clock would perturb the simulation.
+fn init_logs() {
+    if let Ok(filter) = std::env::var("PGXC_SIM_LOG") {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .without_time()
+            .try_init();
+    }
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
@@ -74,48 +97,61 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
     }
 }
 
-/// Run `scenario` for every seed of [`seeds`], then re-run the first `recheck` seeds and compare history
-/// hashes (determinism). Prints per-seed lines and simulated seconds per wall second. Panics (failing the test)
-/// listing each failed seed with its replay command.
+/// Run `scenario` for every seed of [`seeds`], each in a fresh child process of this test binary, then re-run
+/// the first `recheck` seeds in new processes and require the same history hash (determinism). Prints a line
+/// per seed and simulated seconds per wall second. Panics (failing the test) listing each failed seed with the
+/// command that replays it.
+///
+/// `PGXC_SIM_MADSIM_CHECK=1` (diagnostic) also runs madsim's in-process `Runtime::check_determinism` in each
+/// child; it reports a divergence today because of the process-global state described below, which the
+/// history-hash comparison across fresh processes is immune to.
+///
+/// Why processes: some dependencies keep process-global state across madsim runtimes (madsim's task-id
+/// counter, tokio's `select!` fairness seed), so a seed run after other seeds in the same process could take
+/// a different path than the same seed run alone. A fresh process per seed makes every run exactly what its
+/// replay command reproduces.
 pub fn run_seeds<Fut>(test: &str, default_count: u64, recheck: usize, time_limit: Duration, scenario: fn() -> Fut)
 where
     Fut: Future<Output = Outcome> + 'static,
 {
+    if std::env::var("PGXC_SIM_CHILD").is_ok() {
+        child(test, time_limit, scenario);
+        return;
+    }
     let list = seeds(default_count);
     let wall0 = std::time::Instant::now();
+    let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+    let results = run_children(test, &list, parallel, false);
     let mut sim_total = Duration::ZERO;
     let mut failures = Vec::new();
     let mut hashes = Vec::new();
-    for &seed in &list {
-        let (outcome, sim) = run_one(seed, time_limit, scenario);
-        sim_total += sim;
-        match outcome {
-            Ok(h) => {
-                println!("{test}: seed {seed} ok, history {h:016x}, {:.1} simulated s", sim.as_secs_f64());
-                hashes.push((seed, h));
+    for (seed, r) in list.iter().zip(&results) {
+        match r {
+            Ok((h, sim, summary)) => {
+                sim_total += *sim;
+                println!("{test}: seed {seed} ok, history {h:016x}, {:.1} simulated s; {summary}", sim.as_secs_f64());
+                hashes.push((*seed, *h));
             }
             Err(e) => {
-                println!("{test}: seed {seed} FAILED: {e}\n  replay: {}", replay_command(test, seed));
-                failures.push((seed, e));
+                println!("{test}: seed {seed} FAILED: {e}\n  replay: {}", replay_command(test, *seed));
+                failures.push((*seed, e.clone()));
             }
         }
     }
-    for &(seed, h) in hashes.iter().take(recheck) {
-        // madsim's own check: the same seed must draw the same random numbers in the same order.
-        let again = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            madsim::runtime::Runtime::check_determinism(seed, madsim::Config::default(), scenario)
-        }))
-        .unwrap_or_else(|p| Err(format!("madsim determinism check: {}", panic_message(&p))));
-        match again {
-            Ok(h2) if h2 == h => println!("{test}: seed {seed} replayed with the same history {h:016x}"),
-            Ok(h2) => failures.push((seed, format!("non-deterministic: history {h:016x} then {h2:016x}"))),
-            Err(e) => failures.push((seed, format!("non-deterministic: passed, then failed on replay: {e}"))),
+    let again_seeds: Vec<u64> = hashes.iter().take(recheck).map(|(s, _)| *s).collect();
+    let again = run_children(test, &again_seeds, parallel, false);
+    for ((seed, h), r) in hashes.iter().take(recheck).zip(again) {
+        match r {
+            Ok((h2, _, _)) if h2 == *h => println!("{test}: seed {seed} replayed in a new process: same history {h:016x}"),
+            Ok((h2, _, _)) => failures.push((*seed, format!("non-deterministic: history {h:016x} then {h2:016x}"))),
+            Err(e) => failures.push((*seed, format!("non-deterministic: passed, then failed on replay: {e}"))),
         }
     }
     let wall = wall0.elapsed().as_secs_f64().max(1e-9);
     println!(
-        "{test}: {} seeds, {:.0} simulated s in {:.1} wall s ({:.1} simulated s per wall s)",
+        "{test}: {} seeds (+{} replayed), {:.0} simulated s in {:.1} wall s ({:.1} simulated s per wall s, {parallel} at a time)",
         list.len(),
+        recheck.min(hashes.len()),
         sim_total.as_secs_f64(),
         wall,
         sim_total.as_secs_f64() / wall
@@ -127,6 +163,92 @@ where
         }
         panic!("{msg}");
     }
+}
+
+/// Child mode: run the one seed in `PGXC_SIM_SEED` and report it on a `PGXC_SIM_RESULT` line.
+fn child<Fut>(test: &str, time_limit: Duration, scenario: fn() -> Fut)
+where
+    Fut: Future<Output = Outcome> + 'static,
+{
+    let Some(seed) = env_u64("PGXC_SIM_SEED") else {
+        panic!("{test}: child mode needs PGXC_SIM_SEED");
+    };
+    init_logs();
+    if std::env::var("PGXC_SIM_MADSIM_CHECK").is_ok() {
+        // madsim's own determinism check: the seed runs twice (each on a fresh thread) and every random draw
+        // must match; a divergence panics here and the parent reports it.
+        let r = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            madsim::runtime::Runtime::check_determinism(seed, madsim::Config::default(), scenario)
+        }));
+        if let Err(p) = r {
+            println!("PGXC_SIM_RESULT fail madsim determinism check: {}", panic_message(&p));
+            return;
+        }
+    }
+    let (outcome, sim) = run_one(seed, time_limit, scenario);
+    match outcome {
+        Ok(h) => println!("PGXC_SIM_RESULT ok {h:016x} {}", sim.as_nanos()),
+        Err(e) => println!("PGXC_SIM_RESULT fail {}", e.replace('\n', " | ")),
+    }
+}
+
+type ChildResult = Result<(u64, Duration, String), String>;
+
+/// Run `seeds` in child processes of this test binary, `parallel` at a time; results in seed order.
+fn run_children(test: &str, seeds: &[u64], parallel: usize, madsim_check: bool) -> Vec<ChildResult> {
+    let exe = std::env::current_exe().expect("path of the running test binary");
+    let mut results: Vec<Option<ChildResult>> = vec![None; seeds.len()];
+    let mut next = 0;
+    let mut running: Vec<(usize, std::process::Child)> = Vec::new();
+    while next < seeds.len() || !running.is_empty() {
+        while running.len() < parallel && next < seeds.len() {
+            let child = std::process::Command::new(&exe)
+                .args([test, "--exact", "--nocapture", "--test-threads=1"])
+                .env("PGXC_SIM_CHILD", "1")
+                .env("PGXC_SIM_SEED", seeds[next].to_string())
+                .envs(madsim_check.then_some(("PGXC_SIM_MADSIM_CHECK", "1")))
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .expect("spawn a simulation child process");
+            running.push((next, child));
+            next += 1;
+        }
+        // Wait for the oldest child (children of one batch take similar time).
+        let (i, child) = running.remove(0);
+        let out = child.wait_with_output().expect("wait for a simulation child");
+        results[i] = Some(parse_child(&out));
+    }
+    results.into_iter().map(|r| r.unwrap_or_else(|| Err("not run".into()))).collect()
+}
+
+fn parse_child(out: &std::process::Output) -> ChildResult {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let mut summary = String::new();
+    for line in stdout.lines() {
+        if let Some(at) = line.find("PGXC_SIM_SUMMARY ") {
+            summary = line[at + "PGXC_SIM_SUMMARY ".len()..].to_string();
+        }
+        let Some(at) = line.find("PGXC_SIM_RESULT ") else { continue };
+        let rest = &line[at + "PGXC_SIM_RESULT ".len()..];
+        if let Some(fail) = rest.strip_prefix("fail ") {
+            return Err(fail.to_string());
+        }
+        let mut parts = rest.split_whitespace();
+        let (Some("ok"), Some(h), Some(ns)) = (parts.next(), parts.next(), parts.next()) else {
+            return Err(format!("unreadable child result {rest:?}"));
+        };
+        let h = u64::from_str_radix(h, 16).map_err(|e| format!("bad hash {h}: {e}"))?;
+        let ns: u64 = ns.parse().map_err(|e| format!("bad time {ns}: {e}"))?;
+        return Ok((h, Duration::from_nanos(ns), summary));
+    }
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: Vec<&str> = stderr.lines().rev().take(12).collect();
+    Err(format!(
+        "child process ended without a result ({}); stderr tail: {}",
+        out.status,
+        tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+    ))
 }
 
 /// An order-sensitive hash of a history (FNV-1a over the debug text of each event), stable across runs and

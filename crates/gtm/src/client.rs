@@ -56,7 +56,7 @@ use crate::proto::{
 };
 use pgxc_common::frame::{read_frame, write_frame};
 use pgxc_common::{Gxid, PgError, Snapshot, SqlState};
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -107,6 +107,14 @@ impl Default for ClientOptions {
     }
 }
 
+/// Whether `req` ends its transaction at the GTM (after which a lost mark is no longer needed).
+fn ends_transaction(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::Commit { .. } | Request::Abort { .. } | Request::Prepare { .. }
+    )
+}
+
 fn conn_failure(msg: impl Into<String>) -> PgError {
     PgError::new(SqlState::ConnectionFailure, msg)
 }
@@ -139,11 +147,11 @@ impl Shared {
 #[derive(Default)]
 struct SeqCache {
     /// Values fetched and not yet handed out.
-    cached: HashMap<String, VecDeque<i64>>,
+    cached: BTreeMap<String, VecDeque<i64>>,
     /// The CACHE option of each sequence, as last learnt.
-    cache_size: HashMap<String, u64>,
+    cache_size: BTreeMap<String, u64>,
     /// currval.
-    last: HashMap<String, i64>,
+    last: BTreeMap<String, i64>,
 }
 
 struct Inner {
@@ -516,6 +524,14 @@ impl GtmClient {
     }
 }
 
+/// Whether an error from the GTM (or a proxy) says the session expired: 08006 naming an expired session.
+/// Other 08006 errors (a proxy's upstream fence refusing one commit) concern only their own request.
+fn is_session_expiry(e: &PgError) -> bool {
+    e.code == SqlState::ConnectionFailure
+        && e.message.contains("session")
+        && e.message.contains("expired")
+}
+
 fn unexpected(r: Response) -> PgError {
     match r {
         Response::Error(e) => e,
@@ -577,7 +593,7 @@ struct ConnTask {
     /// Open transactions: gxid → lowest snapshot xmin taken for it (`Gxid::INVALID` if none yet).
     open: BTreeMap<Gxid, Gxid>,
     /// Transactions lost with an expired session or refused by the fence: their next call fails with 08006.
-    lost: HashSet<Gxid>,
+    lost: BTreeSet<Gxid>,
     leader_hint: Option<String>,
     conn: Option<Conn>,
     backoff: Duration,
@@ -618,7 +634,7 @@ impl ConnTask {
             next_id: 1,
             session: None,
             open: BTreeMap::new(),
-            lost: HashSet::new(),
+            lost: BTreeSet::new(),
             leader_hint: None,
             conn: None,
             backoff,
@@ -658,6 +674,8 @@ impl ConnTask {
             }
             let conn = self.conn.as_mut().expect("connected");
             tokio::select! {
+                // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+                biased;
                 call = self.rx.recv(), if !self.rx_closed => match call {
                     Some(c) => {
                         self.admit(c);
@@ -700,7 +718,10 @@ impl ConnTask {
         let Some(g) = call_gxid(&call.req) else {
             return Some(call);
         };
-        if self.lost.remove(&g) {
+        if self.lost.contains(&g) {
+            if ends_transaction(&call.req) {
+                self.lost.remove(&g);
+            }
             let _ = call.resp.send(Err(conn_failure(format!(
                 "transaction {g} was lost: its gtm session expired or its lease lapsed"
             ))));
@@ -747,6 +768,8 @@ impl ConnTask {
                 return;
             }
             tokio::select! {
+                // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+                biased;
                 c = self.rx.recv(), if !self.rx_closed => match c {
                     Some(c) => self.admit(c),
                     None => self.rx_closed = true,
@@ -998,9 +1021,7 @@ impl ConnTask {
                         c.keepalive_inflight = false;
                     }
                     match resp {
-                        Response::Error(e) if e.code == SqlState::ConnectionFailure => {
-                            self.session_expired(&e)
-                        }
+                        Response::Error(e) if is_session_expiry(&e) => self.session_expired(&e),
                         Response::Error(_) => {}
                         _ => self.mark_ok(sent_at),
                     }
@@ -1047,8 +1068,13 @@ impl ConnTask {
     }
 
     /// Every open transaction is lost (its session expired): its next call fails with 08006.
+    /// Also aborts them best-effort once the new session is registered (a no-op on the GTM if the session's
+    /// close already dropped them; it ends them if only this client gave them up, e.g. behind a proxy).
     fn lose_open(&mut self) {
         let open = std::mem::take(&mut self.open);
+        for g in open.keys() {
+            self.background.push(Request::Abort { gxid: *g });
+        }
         self.lost.extend(open.into_keys());
     }
 
@@ -1067,11 +1093,17 @@ impl ConnTask {
         let _span = tracing::debug_span!("gtm_call", gxid = gxid.map(|g| g.0)).entered();
         let result = match (&call.req, resp) {
             (_, Response::Error(e)) => {
-                if e.code == SqlState::ConnectionFailure {
+                if is_session_expiry(&e) {
                     // "GTM session N expired": every open transaction is gone.
                     self.session_expired(&e);
+                    // The transaction stays lost until the caller ends it: only its Commit/Abort/Prepare
+                    // consumes the mark, so a later Commit cannot slip through. (Found by the GTM chaos
+                    // simulation: a Snapshot failing with "session expired" cleared the mark and the caller's
+                    // next Commit of the dropped GXID was acknowledged.)
                     if let Some(g) = gxid {
-                        self.lost.remove(&g);
+                        if ends_transaction(&call.req) {
+                            self.lost.remove(&g);
+                        }
                     }
                 } else {
                     self.mark_ok(sent_at);

@@ -8,25 +8,32 @@
 //! request is forwarded through that client concurrently; the client's background task writes everything
 //! queued at once as one upstream batch, so many sessions are multiplexed over one link and one round trip.
 //!
-//! - Downstream `Register` and `KeepAlive` are answered locally: each downstream connection gets a proxy-local
-//!   session id. Re-attaching a proxy-local session from another connection is refused as expired (08006,
-//!   the GTM's own wording): its transactions were aborted when its connection closed.
-//! - The proxy remembers which downstream connection holds which open GXIDs (begun and not committed, aborted
-//!   or prepared). When a downstream connection closes, its open GXIDs are aborted upstream.
+//! - Downstream `Register` is answered locally: each downstream client gets a proxy-local session id, which it
+//!   can re-attach from a new connection (after a stall or a dropped link) for [`DETACHED_TTL`] after its last
+//!   connection closed. `KeepAlive` is answered locally while the upstream client's lease holds, else forwarded
+//!   upstream. Re-attaching a session that outlived the TTL is refused as expired (08006, the GTM's wording).
+//! - The proxy remembers which downstream session holds which open GXIDs (begun and not committed, aborted or
+//!   prepared). When a session has been detached for [`DETACHED_TTL`], its open GXIDs are aborted upstream.
+//!   (Aborting them as soon as the connection closed let a client that reconnected at once commit a
+//!   transaction the GTM had already dropped from every snapshot: found by the GTM chaos simulation.)
 //! - Re-registration after an upstream leader change, redirects, retries and the commit fence are the
-//!   upstream [`GtmClient`]'s job: it tracks every GXID begun through it.
+//!   upstream [`GtmClient`]'s job: it tracks every GXID begun through it, and refuses (08006) a Commit sent
+//!   after its own lease lapsed. That upstream fence is the authoritative one behind a proxy; a coordinator
+//!   embedding the proxy checks [`GtmProxy::upstream`]`().lease_ok()` before committing on datanodes.
 //!
 //! **Invariant:** a GXID begun through the proxy is, at any time, either open in exactly one downstream
-//! connection's set, or ended (committed, aborted, prepared), or being aborted because its connection closed.
+//! session's set, or ended (committed, aborted, prepared), or being aborted because its session expired; a
+//! session expires only after [`DETACHED_TTL`] without a connection, longer than the client's lease.
 //!
-//! **Invariant:** the proxy never answers a transaction request itself: only `Register` and `KeepAlive` are
-//! local; everything else is the GTM leader's answer (or 08006 when the upstream gave up).
+//! **Invariant:** the proxy never answers a transaction request itself: only `Register` and (while the
+//! upstream lease holds) `KeepAlive` are local; everything else is the GTM leader's answer (or 08006 when the
+//! upstream gave up or its fence refused a commit).
 
 use crate::client::{ClientOptions, GtmClient};
 use crate::proto::{ClientBatch, Hello, ReqId, Request, Response, ServerBatch, SessionId};
 use pgxc_common::frame::{read_frame, write_frame, FrameError};
 use pgxc_common::{Gxid, PgError, SqlState};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -46,14 +53,28 @@ struct ProxyShared {
     upstream: GtmClient,
     next_session: AtomicU64,
     shutdown: watch::Receiver<bool>,
+    /// Downstream sessions by proxy-local id. A session outlives its connection for [`DETACHED_TTL`], so a
+    /// client that reconnects (after a stall, a dropped link) re-attaches with its open transactions.
+    sessions: Mutex<BTreeMap<SessionId, DownSession>>,
+}
+
+/// How long a downstream session survives without a connection before its open transactions are aborted.
+/// Longer than a client's lease (1 s by default) plus a reconnect, so a live client re-attaches first; a
+/// client away longer has fenced itself (its commits are refused until it re-registers, and re-registering
+/// then reports the session expired).
+pub const DETACHED_TTL: Duration = Duration::from_secs(3);
+
+/// A downstream session: the GXIDs it has open, and whether a connection currently holds it.
+struct DownSession {
+    open: BTreeSet<Gxid>,
+    /// When its last connection closed; `None` while attached.
+    detached_at: Option<tokio::time::Instant>,
 }
 
 /// What the proxy tracks for one downstream connection.
 #[derive(Default)]
 struct DownConn {
     session: Option<SessionId>,
-    open: BTreeSet<Gxid>,
-    closed: bool,
 }
 
 impl GtmProxy {
@@ -92,7 +113,9 @@ impl GtmProxy {
             upstream: upstream.clone(),
             next_session: AtomicU64::new(1),
             shutdown,
+            sessions: Mutex::new(BTreeMap::new()),
         });
+        spawn_cancellable(&shared.shutdown, reap_detached(shared.clone()));
         spawn_cancellable(
             &shared.shutdown,
             accept_loop(listener, shared.clone())
@@ -131,6 +154,8 @@ where
     let mut stop = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
+            // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+            biased;
             _ = async {
                 while !*stop.borrow_and_update() {
                     if stop.changed().await.is_err() {
@@ -235,23 +260,61 @@ async fn serve_conn(mut stream: TcpStream, shared: Arc<ProxyShared>) {
         }
     };
     tokio::select! {
+        // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+        biased;
         _ = reader => {}
         _ = writer => {}
     }
-    // Abort whatever the connection left open.
-    let open = {
-        let mut st = state.lock().expect("proxy conn lock");
-        st.closed = true;
-        std::mem::take(&mut st.open)
-    };
-    if !open.is_empty() {
-        tracing::info!(
-            count = open.len(),
-            "downstream closed: aborting its open transactions"
-        );
+    // Detach the session; its open transactions stay until it re-attaches or DETACHED_TTL passes.
+    let session = state.lock().expect("proxy conn lock").session;
+    if let Some(sid) = session {
+        if let Some(ds) = shared
+            .sessions
+            .lock()
+            .expect("proxy sessions lock")
+            .get_mut(&sid)
+        {
+            ds.detached_at = Some(tokio::time::Instant::now());
+            tracing::debug!(
+                session = sid,
+                open = ds.open.len(),
+                "downstream closed: session detached"
+            );
+        }
     }
-    for g in open {
-        abort_upstream(&shared, g);
+}
+
+/// Abort the open transactions of sessions detached for longer than [`DETACHED_TTL`], and forget them.
+async fn reap_detached(shared: Arc<ProxyShared>) {
+    loop {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let now = tokio::time::Instant::now();
+        let expired: Vec<(SessionId, BTreeSet<Gxid>)> = {
+            let mut sessions = shared.sessions.lock().expect("proxy sessions lock");
+            let ids: Vec<SessionId> = sessions
+                .iter()
+                .filter(|(_, d)| {
+                    d.detached_at
+                        .is_some_and(|t| now.duration_since(t) >= DETACHED_TTL)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            ids.into_iter()
+                .filter_map(|id| sessions.remove(&id).map(|d| (id, d.open)))
+                .collect()
+        };
+        for (sid, open) in expired {
+            if !open.is_empty() {
+                tracing::info!(
+                    session = sid,
+                    count = open.len(),
+                    "detached session expired: aborting its open transactions"
+                );
+            }
+            for g in open {
+                abort_upstream(&shared, g);
+            }
+        }
     }
 }
 
@@ -273,22 +336,38 @@ fn local_answer(shared: &ProxyShared, state: &Mutex<DownConn>, req: &Request) ->
     match req {
         Request::Register { session: None, .. } => {
             let s = shared.next_session.fetch_add(1, Ordering::Relaxed);
+            shared.sessions.lock().expect("proxy sessions lock").insert(
+                s,
+                DownSession {
+                    open: BTreeSet::new(),
+                    detached_at: None,
+                },
+            );
             st.session = Some(s);
             Some(Response::Registered { session: s })
         }
         Request::Register {
             session: Some(s), ..
         } => {
-            if st.session == Some(*s) {
-                Some(Response::Registered { session: *s })
-            } else {
-                Some(Response::Error(PgError::new(
+            // Re-attach (from this or a new connection) while the session lives; the proxy's own record of its
+            // open GXIDs is authoritative.
+            let mut sessions = shared.sessions.lock().expect("proxy sessions lock");
+            match sessions.get_mut(s) {
+                Some(ds) => {
+                    ds.detached_at = None;
+                    st.session = Some(*s);
+                    Some(Response::Registered { session: *s })
+                }
+                None => Some(Response::Error(PgError::new(
                     SqlState::ConnectionFailure,
                     format!("GTM session {s} expired"),
-                )))
+                ))),
             }
         }
-        Request::KeepAlive => Some(Response::Ok),
+        // While the upstream lease holds, a keepalive is answered here; otherwise it goes upstream and is
+        // answered once the proxy's GTM session is confirmed again, so a downstream client's lease never runs
+        // ahead of the proxy's by more than one lease.
+        Request::KeepAlive if shared.upstream.lease_ok() => Some(Response::Ok),
         Request::Begin | Request::BeginSnapshot if st.session.is_none() => {
             Some(Response::Error(PgError::new(
                 SqlState::ProtocolViolation,
@@ -299,34 +378,44 @@ fn local_answer(shared: &ProxyShared, state: &Mutex<DownConn>, req: &Request) ->
     }
 }
 
-/// Keep the connection's open-GXID set up to date with an upstream answer.
+/// Keep the session's open-GXID set up to date with an upstream answer.
 fn track(
     shared: &Arc<ProxyShared>,
     state: &Mutex<DownConn>,
     req: &Request,
     result: &Result<Response, PgError>,
 ) {
-    let mut st = state.lock().expect("proxy conn lock");
+    let Some(sid) = state.lock().expect("proxy conn lock").session else {
+        return;
+    };
+    let mut sessions = shared.sessions.lock().expect("proxy sessions lock");
     let begun = match (req, result) {
         (Request::Begin, Ok(Response::Gxid(g))) => Some(*g),
         (Request::BeginSnapshot, Ok(Response::Begun { gxid, .. })) => Some(*gxid),
         (Request::Commit { gxid } | Request::Abort { gxid }, _) => {
-            st.open.remove(gxid);
+            if let Some(ds) = sessions.get_mut(&sid) {
+                ds.open.remove(gxid);
+            }
             None
         }
         (Request::Prepare { gxid, .. }, Ok(_)) => {
-            st.open.remove(gxid);
+            if let Some(ds) = sessions.get_mut(&sid) {
+                ds.open.remove(gxid);
+            }
             None
         }
         _ => None,
     };
     if let Some(g) = begun {
-        if st.closed {
-            // The connection went away while its Begin was in flight.
-            drop(st);
-            abort_upstream(shared, g);
-        } else {
-            st.open.insert(g);
+        match sessions.get_mut(&sid) {
+            Some(ds) => {
+                ds.open.insert(g);
+            }
+            None => {
+                // The session expired while its Begin was in flight.
+                drop(sessions);
+                abort_upstream(shared, g);
+            }
         }
     }
 }

@@ -45,7 +45,7 @@ use crate::proto::{
 };
 use pgxc_common::frame::{read_frame, write_frame};
 use pgxc_common::{Gxid, PgError, SqlState};
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -430,6 +430,8 @@ where
     let mut stop = shutdown.clone();
     tokio::spawn(async move {
         tokio::select! {
+            // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+            biased;
             _ = async { while !*stop.borrow_and_update() { if stop.changed().await.is_err() { break; } } } => {}
             _ = fut => {}
         }
@@ -547,6 +549,8 @@ async fn client_session(stream: TcpStream, conn: ConnId, shared: Arc<Shared>) {
         }
     };
     tokio::select! {
+        // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+        biased;
         _ = reader => {}
         _ = writer => {}
     }
@@ -599,7 +603,7 @@ struct LeaderTask {
     rx: mpsc::UnboundedReceiver<LeaderMsg>,
     done_tx: mpsc::UnboundedSender<Done>,
     done_rx: mpsc::UnboundedReceiver<Done>,
-    conns: HashMap<ConnId, ConnEntry>,
+    conns: BTreeMap<ConnId, ConnEntry>,
     role: Role,
     /// Bumped on every role change; stale completions are recognised by it.
     gen: u64,
@@ -631,7 +635,7 @@ impl LeaderTask {
             rx,
             done_tx,
             done_rx,
-            conns: HashMap::new(),
+            conns: BTreeMap::new(),
             role: Role::Follower,
             gen: 0,
             start: Instant::now(),
@@ -658,6 +662,12 @@ impl LeaderTask {
             if metrics.is_none() {
                 if let Mode::Raft(node) = &self.shared.repl.kind {
                     metrics = raft_glue::metrics_rx(node);
+                    // A clone may carry an unseen version: mark it seen (the state was just checked, or is
+                    // checked below), else a stopped Raft's closed channel would report a change forever.
+                    if let Some(m) = metrics.as_mut() {
+                        m.borrow_and_update();
+                    }
+                    self.check_leadership();
                 }
             }
             let changed = async {
@@ -672,6 +682,8 @@ impl LeaderTask {
                 }
             };
             tokio::select! {
+                // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+                biased;
                 msg = self.rx.recv() => match msg {
                     Some(m) => self.on_msg(m),
                     None => return,
@@ -735,7 +747,8 @@ impl LeaderTask {
             }
             Request::Admin(_) => {
                 if matches!(self.role, Role::Leader { .. }) {
-                    self.spawn_admin(p, true);
+                    // Admin replies report on the group, not on GTM state: no lease needed (a transfer ends the lease).
+                    self.spawn_admin(p, false);
                 } else {
                     let r = self.not_leader();
                     self.send(p.conn, p.id, r, false);

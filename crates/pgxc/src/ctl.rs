@@ -167,6 +167,8 @@ pub async fn up(args: UpArgs) -> Result<()> {
     println!("Press Ctrl-C to stop the cluster.");
     loop {
         tokio::select! {
+            // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+            biased;
             _ = crate::serve::shutdown_signal() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
                 if let Some(e) = cluster.exited() {

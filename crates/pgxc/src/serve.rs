@@ -22,6 +22,8 @@ pub async fn shutdown_signal() {
             }
         };
         tokio::select! {
+            // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+            biased;
             _ = ctrl_c => {}
             _ = term.recv() => {}
         }
@@ -87,6 +89,8 @@ pub async fn proxy(listen: String, gtm: Vec<String>) -> Result<()> {
                     warned = true;
                 }
                 tokio::select! {
+                    // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
+                    biased;
                     _ = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
                     _ = shutdown_signal() => return Ok(()),
                 }

@@ -6,17 +6,16 @@
 //! [`pgxc_common::frame`]s (postcard, length-prefixed, flushed after each write).
 //!
 //! The client side ([`PeerClient`]) keeps one connection per target, (re)connects lazily, bounds the connect
-//! and every RPC by a timeout, and drops the connection on any error, reporting it to openraft as
-//! `Unreachable` (openraft then backs off). A malformed frame closes only that connection.
+//! and every RPC by a timeout, and drops the connection on any error, reporting it to openraft as a
+//! `NetworkError` (retried on the next heartbeat; see [`PeerClient`] for why not `Unreachable`). A malformed
+//! frame closes only that connection.
 //!
 //! **Invariant:** a response is only ever matched to the request just sent on the same connection; a
 //! connection that timed out or failed mid-RPC is discarded, never reused.
 
 use super::{NodeId, TypeConfig};
 use crate::proto::Hello;
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
@@ -209,12 +208,11 @@ impl PeerClient {
 
     fn unreachable<E: std::error::Error>(&self, e: CallError) -> RPCError<NodeId, BasicNode, E> {
         tracing::debug!(target = self.target, error = %e, "raft rpc failed");
-        match e {
-            CallError::Mismatch
-            | CallError::Frame(FrameError::Decode(_))
-            | CallError::Frame(FrameError::TooLarge(_)) => RPCError::Network(NetworkError::new(&e)),
-            _ => RPCError::Unreachable(Unreachable::new(&e)),
-        }
+        // Every failure is reported as a `NetworkError`, never `Unreachable`: openraft 0.9 answers `Unreachable`
+        // with a backoff loop built on an unbiased `tokio::select!`, whose branch choice comes from a
+        // process-global seed and breaks madsim's determinism check. Without backoff the next heartbeat retries;
+        // the connect timeout bounds each attempt.
+        RPCError::Network(NetworkError::new(&e))
     }
 
     /// Ask the target to start an election after `delay` (leadership transfer, best effort).
