@@ -98,12 +98,20 @@ fn check_gxids(events: &[Event]) -> Result<(), String> {
     let mut seen = BTreeMap::new();
     let mut begins: Vec<(u64, u64, Gxid, u32)> = Vec::new();
     for e in events {
-        if let Event::Begun { client, gxid, sent, at } = e {
+        if let Event::Begun {
+            client,
+            gxid,
+            sent,
+            at,
+        } = e
+        {
             if !gxid.is_valid() {
                 return Err(format!("client {client} got invalid GXID {gxid}"));
             }
             if let Some(other) = seen.insert(*gxid, *client) {
-                return Err(format!("GXID {gxid} issued twice (clients {other} and {client})"));
+                return Err(format!(
+                    "GXID {gxid} issued twice (clients {other} and {client})"
+                ));
             }
             begins.push((*sent, *at, *gxid, *client));
         }
@@ -142,7 +150,9 @@ fn check_snapshots(events: &[Event]) -> Result<(), String> {
     let mut ended: BTreeMap<Gxid, u64> = BTreeMap::new();
     for e in events {
         match e {
-            Event::Begun { gxid, at, client, .. } => {
+            Event::Begun {
+                gxid, at, client, ..
+            } => {
                 begun.insert(*gxid, (*at, *client));
             }
             Event::Ended { gxid, sent, .. } => {
@@ -171,12 +181,27 @@ fn check_snapshots(events: &[Event]) -> Result<(), String> {
     // observable; others never committed (a fenced client cannot commit) and are skipped.
     let mut lives: Vec<Life> = ended
         .iter()
-        .filter_map(|(g, e)| begun.get(g).map(|(b, c)| Life { gxid: *g, client: *c, begun: *b, ended: *e }))
+        .filter_map(|(g, e)| {
+            begun.get(g).map(|(b, c)| Life {
+                gxid: *g,
+                client: *c,
+                begun: *b,
+                ended: *e,
+            })
+        })
         .collect();
     lives.sort_by_key(|l| l.begun);
     for e in events {
-        if let Event::Snap { client, snapshot, sent, at } = e {
-            snapshot.check().map_err(|m| format!("client {client}: malformed snapshot {snapshot}: {m}"))?;
+        if let Event::Snap {
+            client,
+            snapshot,
+            sent,
+            at,
+        } = e
+        {
+            snapshot
+                .check()
+                .map_err(|m| format!("client {client}: malformed snapshot {snapshot}: {m}"))?;
             // Transactions begun before the request was sent...
             let upto = lives.partition_point(|l| l.begun < *sent);
             for l in &lives[..upto] {
@@ -211,7 +236,12 @@ mod tests {
     use super::*;
 
     fn begun(client: u32, g: u64, sent: u64, at: u64) -> Event {
-        Event::Begun { client, gxid: Gxid(g), sent, at }
+        Event::Begun {
+            client,
+            gxid: Gxid(g),
+            sent,
+            at,
+        }
     }
 
     #[test]
@@ -219,11 +249,30 @@ mod tests {
         let ev = vec![
             begun(1, 10, 0, 5),
             begun(2, 11, 6, 8),
-            Event::Snap { client: 2, snapshot: Snapshot::new(Gxid(12), vec![Gxid(10), Gxid(11)]), sent: 9, at: 10 },
-            Event::Ended { client: 1, gxid: Gxid(10), sent: 20 },
-            Event::Ended { client: 2, gxid: Gxid(11), sent: 21 },
-            Event::Value { seq: "s".into(), value: 1 },
-            Event::Value { seq: "s".into(), value: 2 },
+            Event::Snap {
+                client: 2,
+                snapshot: Snapshot::new(Gxid(12), vec![Gxid(10), Gxid(11)]),
+                sent: 9,
+                at: 10,
+            },
+            Event::Ended {
+                client: 1,
+                gxid: Gxid(10),
+                sent: 20,
+            },
+            Event::Ended {
+                client: 2,
+                gxid: Gxid(11),
+                sent: 21,
+            },
+            Event::Value {
+                seq: "s".into(),
+                value: 1,
+            },
+            Event::Value {
+                seq: "s".into(),
+                value: 2,
+            },
         ];
         check_history(&ev).unwrap();
     }
@@ -243,41 +292,99 @@ mod tests {
     fn catches_a_snapshot_that_omits_a_running_transaction() {
         let ev = vec![
             begun(1, 10, 0, 5),
-            Event::Snap { client: 2, snapshot: Snapshot::new(Gxid(12), vec![]), sent: 6, at: 7 },
-            Event::Ended { client: 1, gxid: Gxid(10), sent: 8 },
+            Event::Snap {
+                client: 2,
+                snapshot: Snapshot::new(Gxid(12), vec![]),
+                sent: 6,
+                at: 7,
+            },
+            Event::Ended {
+                client: 1,
+                gxid: Gxid(10),
+                sent: 8,
+            },
         ];
-        assert!(check_history(&ev).unwrap_err().contains("snapshot invariant"));
+        assert!(check_history(&ev)
+            .unwrap_err()
+            .contains("snapshot invariant"));
         // The same snapshot is fine if the transaction ended before the snapshot was answered...
         let ev2 = vec![
             begun(1, 10, 0, 5),
-            Event::Ended { client: 1, gxid: Gxid(10), sent: 6 },
-            Event::Snap { client: 2, snapshot: Snapshot::new(Gxid(12), vec![]), sent: 6, at: 7 },
+            Event::Ended {
+                client: 1,
+                gxid: Gxid(10),
+                sent: 6,
+            },
+            Event::Snap {
+                client: 2,
+                snapshot: Snapshot::new(Gxid(12), vec![]),
+                sent: 6,
+                at: 7,
+            },
         ];
         check_history(&ev2).unwrap();
         // ...or if xmax does not cover it (treated as running).
         let ev3 = vec![
             begun(1, 10, 0, 5),
-            Event::Snap { client: 2, snapshot: Snapshot::new(Gxid(10), vec![]), sent: 6, at: 7 },
-            Event::Ended { client: 1, gxid: Gxid(10), sent: 8 },
+            Event::Snap {
+                client: 2,
+                snapshot: Snapshot::new(Gxid(10), vec![]),
+                sent: 6,
+                at: 7,
+            },
+            Event::Ended {
+                client: 1,
+                gxid: Gxid(10),
+                sent: 8,
+            },
         ];
         check_history(&ev3).unwrap();
     }
 
     #[test]
     fn catches_reissued_sequence_values_and_barriers() {
-        let ev = vec![Event::Value { seq: "s".into(), value: 3 }, Event::Value { seq: "s".into(), value: 3 }];
+        let ev = vec![
+            Event::Value {
+                seq: "s".into(),
+                value: 3,
+            },
+            Event::Value {
+                seq: "s".into(),
+                value: 3,
+            },
+        ];
         assert!(check_history(&ev).unwrap_err().contains("twice"));
-        let ev = vec![Event::Barrier { id: "b".into() }, Event::Barrier { id: "b".into() }];
+        let ev = vec![
+            Event::Barrier { id: "b".into() },
+            Event::Barrier { id: "b".into() },
+        ];
         assert!(check_history(&ev).unwrap_err().contains("barrier"));
     }
 
     #[test]
     fn a_prepared_transaction_runs_until_forgotten() {
-        let prepared = |client| Event::Prepared { client, gxid: Gxid(10), gid: "g".into() };
-        let late_snap = Event::Snap { client: 2, snapshot: Snapshot::new(Gxid(20), vec![]), sent: 50, at: 51 };
+        let prepared = |client| Event::Prepared {
+            client,
+            gxid: Gxid(10),
+            gid: "g".into(),
+        };
+        let late_snap = Event::Snap {
+            client: 2,
+            snapshot: Snapshot::new(Gxid(20), vec![]),
+            sent: 50,
+            at: 51,
+        };
         let ev = vec![begun(1, 10, 0, 5), prepared(1), late_snap.clone()];
         assert!(check_history(&ev).unwrap_err().contains("omits GXID 10"));
-        let ev = vec![begun(1, 10, 0, 5), prepared(1), Event::ForgetSent { gid: "g".into(), sent: 40 }, late_snap];
+        let ev = vec![
+            begun(1, 10, 0, 5),
+            prepared(1),
+            Event::ForgetSent {
+                gid: "g".into(),
+                sent: 40,
+            },
+            late_snap,
+        ];
         check_history(&ev).unwrap();
     }
 }

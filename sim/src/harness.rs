@@ -52,7 +52,8 @@ where
     let joined = std::thread::Builder::new()
         .name(format!("sim-seed-{seed}"))
         .spawn(move || {
-            let mut rt = madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
+            let mut rt =
+                madsim::runtime::Runtime::with_seed_and_config(seed, madsim::Config::default());
             rt.set_time_limit(time_limit);
             let sim = std::cell::Cell::new(Duration::ZERO);
             let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -110,8 +111,13 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 /// counter, tokio's `select!` fairness seed), so a seed run after other seeds in the same process could take
 /// a different path than the same seed run alone. A fresh process per seed makes every run exactly what its
 /// replay command reproduces.
-pub fn run_seeds<Fut>(test: &str, default_count: u64, recheck: usize, time_limit: Duration, scenario: fn() -> Fut)
-where
+pub fn run_seeds<Fut>(
+    test: &str,
+    default_count: u64,
+    recheck: usize,
+    time_limit: Duration,
+    scenario: fn() -> Fut,
+) where
     Fut: Future<Output = Outcome> + 'static,
 {
     if std::env::var("PGXC_SIM_CHILD").is_ok() {
@@ -120,7 +126,10 @@ where
     }
     let list = seeds(default_count);
     let wall0 = std::time::Instant::now();
-    let parallel = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).clamp(1, 4);
+    let parallel = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .clamp(1, 4);
     let results = run_children(test, &list, parallel, false);
     let mut sim_total = Duration::ZERO;
     let mut failures = Vec::new();
@@ -129,11 +138,17 @@ where
         match r {
             Ok((h, sim, summary)) => {
                 sim_total += *sim;
-                println!("{test}: seed {seed} ok, history {h:016x}, {:.1} simulated s; {summary}", sim.as_secs_f64());
+                println!(
+                    "{test}: seed {seed} ok, history {h:016x}, {:.1} simulated s; {summary}",
+                    sim.as_secs_f64()
+                );
                 hashes.push((*seed, *h));
             }
             Err(e) => {
-                println!("{test}: seed {seed} FAILED: {e}\n  replay: {}", replay_command(test, *seed));
+                println!(
+                    "{test}: seed {seed} FAILED: {e}\n  replay: {}",
+                    replay_command(test, *seed)
+                );
                 failures.push((*seed, e.clone()));
             }
         }
@@ -142,9 +157,17 @@ where
     let again = run_children(test, &again_seeds, parallel, false);
     for ((seed, h), r) in hashes.iter().take(recheck).zip(again) {
         match r {
-            Ok((h2, _, _)) if h2 == *h => println!("{test}: seed {seed} replayed in a new process: same history {h:016x}"),
-            Ok((h2, _, _)) => failures.push((*seed, format!("non-deterministic: history {h:016x} then {h2:016x}"))),
-            Err(e) => failures.push((*seed, format!("non-deterministic: passed, then failed on replay: {e}"))),
+            Ok((h2, _, _)) if h2 == *h => {
+                println!("{test}: seed {seed} replayed in a new process: same history {h:016x}")
+            }
+            Ok((h2, _, _)) => failures.push((
+                *seed,
+                format!("non-deterministic: history {h:016x} then {h2:016x}"),
+            )),
+            Err(e) => failures.push((
+                *seed,
+                format!("non-deterministic: passed, then failed on replay: {e}"),
+            )),
         }
     }
     let wall = wall0.elapsed().as_secs_f64().max(1e-9);
@@ -157,9 +180,16 @@ where
         sim_total.as_secs_f64() / wall
     );
     if !failures.is_empty() {
-        let mut msg = format!("{test}: {} of {} seeds failed:\n", failures.len(), list.len());
+        let mut msg = format!(
+            "{test}: {} of {} seeds failed:\n",
+            failures.len(),
+            list.len()
+        );
         for (seed, e) in &failures {
-            msg.push_str(&format!("  seed {seed}: {e}\n    replay: {}\n", replay_command(test, *seed)));
+            msg.push_str(&format!(
+                "  seed {seed}: {e}\n    replay: {}\n",
+                replay_command(test, *seed)
+            ));
         }
         panic!("{msg}");
     }
@@ -181,7 +211,10 @@ where
             madsim::runtime::Runtime::check_determinism(seed, madsim::Config::default(), scenario)
         }));
         if let Err(p) = r {
-            println!("PGXC_SIM_RESULT fail madsim determinism check: {}", panic_message(&p));
+            println!(
+                "PGXC_SIM_RESULT fail madsim determinism check: {}",
+                panic_message(&p)
+            );
             return;
         }
     }
@@ -195,7 +228,12 @@ where
 type ChildResult = Result<(u64, Duration, String), String>;
 
 /// Run `seeds` in child processes of this test binary, `parallel` at a time; results in seed order.
-fn run_children(test: &str, seeds: &[u64], parallel: usize, madsim_check: bool) -> Vec<ChildResult> {
+fn run_children(
+    test: &str,
+    seeds: &[u64],
+    parallel: usize,
+    madsim_check: bool,
+) -> Vec<ChildResult> {
     let exe = std::env::current_exe().expect("path of the running test binary");
     let mut results: Vec<Option<ChildResult>> = vec![None; seeds.len()];
     let mut next = 0;
@@ -216,10 +254,15 @@ fn run_children(test: &str, seeds: &[u64], parallel: usize, madsim_check: bool) 
         }
         // Wait for the oldest child (children of one batch take similar time).
         let (i, child) = running.remove(0);
-        let out = child.wait_with_output().expect("wait for a simulation child");
+        let out = child
+            .wait_with_output()
+            .expect("wait for a simulation child");
         results[i] = Some(parse_child(&out));
     }
-    results.into_iter().map(|r| r.unwrap_or_else(|| Err("not run".into()))).collect()
+    results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err("not run".into())))
+        .collect()
 }
 
 fn parse_child(out: &std::process::Output) -> ChildResult {
@@ -229,7 +272,9 @@ fn parse_child(out: &std::process::Output) -> ChildResult {
         if let Some(at) = line.find("PGXC_SIM_SUMMARY ") {
             summary = line[at + "PGXC_SIM_SUMMARY ".len()..].to_string();
         }
-        let Some(at) = line.find("PGXC_SIM_RESULT ") else { continue };
+        let Some(at) = line.find("PGXC_SIM_RESULT ") else {
+            continue;
+        };
         let rest = &line[at + "PGXC_SIM_RESULT ".len()..];
         if let Some(fail) = rest.strip_prefix("fail ") {
             return Err(fail.to_string());

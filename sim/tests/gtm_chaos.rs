@@ -70,8 +70,12 @@ fn gtm_chaos() {
 
 async fn scenario() -> Result<u64, String> {
     let handle = Handle::current();
-    let rec = Recorder { start: Instant::now(), events: Arc::new(Mutex::new(Vec::new())) };
-    let members: BTreeMap<u64, BasicNode> = (1..=3).map(|i| (i, BasicNode::new(gtm_addr(i)))).collect();
+    let rec = Recorder {
+        start: Instant::now(),
+        events: Arc::new(Mutex::new(Vec::new())),
+    };
+    let members: BTreeMap<u64, BasicNode> =
+        (1..=3).map(|i| (i, BasicNode::new(gtm_addr(i)))).collect();
     let gtm_addrs: Vec<String> = (1..=3).map(gtm_addr).collect();
 
     // --- the GTM replicas, each with a simulated disk that outlives its process -------------------------
@@ -100,11 +104,16 @@ async fn scenario() -> Result<u64, String> {
                         }
                     };
                     if first_boot.swap(false, Ordering::SeqCst) {
-                        node.initialize(members).await.expect("initialize the GTM group");
+                        node.initialize(members)
+                            .await
+                            .expect("initialize the GTM group");
                     }
-                    let _server = GtmServer::start(ServerConfig::new(i, gtm_addr(i)), Replication::Raft(node))
-                        .await
-                        .expect("gtm server starts");
+                    let _server = GtmServer::start(
+                        ServerConfig::new(i, gtm_addr(i)),
+                        Replication::Raft(node),
+                    )
+                    .await
+                    .expect("gtm server starts");
                     std::future::pending::<()>().await;
                 }
             })
@@ -139,7 +148,11 @@ async fn scenario() -> Result<u64, String> {
         .build();
 
     // --- clients ----------------------------------------------------------------------------------------------
-    let client_node = handle.create_node().name("clients").ip(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 1))).build();
+    let client_node = handle
+        .create_node()
+        .name("clients")
+        .ip(IpAddr::V4(Ipv4Addr::new(10, 0, 3, 1)))
+        .build();
     let setup = {
         let addrs = gtm_addrs.clone();
         client_node.spawn(async move {
@@ -148,7 +161,9 @@ async fn scenario() -> Result<u64, String> {
                 if let Ok(c) = GtmClient::connect(addrs.clone(), ClientOptions::default()).await {
                     match c.create_sequence(SEQ, SeqOptions::default(), true).await {
                         Ok(()) => return Ok(()),
-                        Err(e) if Instant::now() > deadline => return Err(format!("create sequence: {e}")),
+                        Err(e) if Instant::now() > deadline => {
+                            return Err(format!("create sequence: {e}"))
+                        }
                         Err(_) => {}
                     }
                 }
@@ -165,11 +180,16 @@ async fn scenario() -> Result<u64, String> {
     let prepared_gids = Arc::new(Mutex::new(BTreeSet::<String>::new()));
     let mut workers = Vec::new();
     for c in 0..CLIENTS {
-        let addrs = if c % 2 == 0 { vec![proxy_addr.clone()] } else { gtm_addrs.clone() };
+        let addrs = if c % 2 == 0 {
+            vec![proxy_addr.clone()]
+        } else {
+            gtm_addrs.clone()
+        };
         let rec = rec.clone();
         let stop = stop.clone();
         let gids = prepared_gids.clone();
-        workers.push(client_node.spawn(async move { client_loop(c, addrs, rec, stop, gids).await }));
+        workers
+            .push(client_node.spawn(async move { client_loop(c, addrs, rec, stop, gids).await }));
     }
 
     // --- phase 1: faults ----------------------------------------------------------------------------------
@@ -278,7 +298,13 @@ async fn scenario() -> Result<u64, String> {
     let mut events = rec.events.lock().unwrap().clone();
     let forget_sent: BTreeSet<&str> = events
         .iter()
-        .filter_map(|e| if let Event::ForgetSent { gid, .. } = e { Some(gid.as_str()) } else { None })
+        .filter_map(|e| {
+            if let Event::ForgetSent { gid, .. } = e {
+                Some(gid.as_str())
+            } else {
+                None
+            }
+        })
         .collect();
     let must_list: BTreeSet<String> = events
         .iter()
@@ -289,7 +315,13 @@ async fn scenario() -> Result<u64, String> {
         .collect();
     let max_value = events
         .iter()
-        .filter_map(|e| if let Event::Value { value, .. } = e { Some(*value) } else { None })
+        .filter_map(|e| {
+            if let Event::Value { value, .. } = e {
+                Some(*value)
+            } else {
+                None
+            }
+        })
         .max()
         .unwrap_or(i64::MIN);
     let fin = {
@@ -297,12 +329,16 @@ async fn scenario() -> Result<u64, String> {
         let gids = prepared_gids.lock().unwrap().clone();
         client_node.spawn(async move { final_checks(addrs, gids, must_list).await })
     };
-    let final_events =
-        fin.await.map_err(|e| format!("final task: {e}"))?.map_err(|e| format!("{e}; faults: {faults:?}"))?;
+    let final_events = fin
+        .await
+        .map_err(|e| format!("final task: {e}"))?
+        .map_err(|e| format!("{e}; faults: {faults:?}"))?;
     for e in &final_events {
         if let Event::Value { value, .. } = e {
             if *value <= max_value {
-                return Err(format!("sequence went back after healing: {value} <= {max_value}; faults: {faults:?}"));
+                return Err(format!(
+                    "sequence went back after healing: {value} <= {max_value}; faults: {faults:?}"
+                ));
             }
         }
     }
@@ -317,11 +353,22 @@ async fn scenario() -> Result<u64, String> {
     for f in &faults {
         h.add(f);
     }
-    let begun = events.iter().filter(|e| matches!(e, Event::Begun { .. })).count();
-    let snaps = events.iter().filter(|e| matches!(e, Event::Snap { .. })).count();
-    let ended = events.iter().filter(|e| matches!(e, Event::Ended { .. })).count();
+    let begun = events
+        .iter()
+        .filter(|e| matches!(e, Event::Begun { .. }))
+        .count();
+    let snaps = events
+        .iter()
+        .filter(|e| matches!(e, Event::Snap { .. }))
+        .count();
+    let ended = events
+        .iter()
+        .filter(|e| matches!(e, Event::Ended { .. }))
+        .count();
     if ended == 0 {
-        return Err(format!("no transaction committed in the whole run; faults: {faults:?}"));
+        return Err(format!(
+            "no transaction committed in the whole run; faults: {faults:?}"
+        ));
     }
     println!(
         "PGXC_SIM_SUMMARY {begun} begun, {ended} committed, {snaps} snapshots, {} faults, service {:.2} s after healing",
@@ -365,18 +412,36 @@ async fn client_loop(
             }
         };
         let at = rec.now();
-        rec.push(Event::Begun { client: c, gxid, sent, at });
-        rec.push(Event::Snap { client: c, snapshot, sent, at });
+        rec.push(Event::Begun {
+            client: c,
+            gxid,
+            sent,
+            at,
+        });
+        rec.push(Event::Snap {
+            client: c,
+            snapshot,
+            sent,
+            at,
+        });
         for _ in 0..rng.gen_range(0..3) {
             let sent = rec.now();
             if let Ok(s) = client.snapshot(Some(gxid)).await {
-                rec.push(Event::Snap { client: c, snapshot: s, sent, at: rec.now() });
+                rec.push(Event::Snap {
+                    client: c,
+                    snapshot: s,
+                    sent,
+                    at: rec.now(),
+                });
             }
             sleep(Duration::from_millis(rng.gen_range(0..10))).await;
         }
         if rng.gen_bool(0.3) {
             if let Ok(v) = client.nextval(SEQ).await {
-                rec.push(Event::Value { seq: SEQ.into(), value: v });
+                rec.push(Event::Value {
+                    seq: SEQ.into(),
+                    value: v,
+                });
             }
         }
         if c == 0 && rng.gen_bool(0.05) {
@@ -389,7 +454,11 @@ async fn client_loop(
             0..=13 => {
                 let sent = rec.now();
                 if client.commit(gxid).await.is_ok() {
-                    rec.push(Event::Ended { client: c, gxid, sent });
+                    rec.push(Event::Ended {
+                        client: c,
+                        gxid,
+                        sent,
+                    });
                 }
             }
             14..=16 => {
@@ -398,10 +467,21 @@ async fn client_loop(
             _ => {
                 let gid = format!("c{c}-{}", gxid.0);
                 gids.lock().unwrap().insert(gid.clone());
-                if client.prepare(gxid, &gid, vec!["dn1".into(), "dn2".into()]).await.is_ok() {
-                    rec.push(Event::Prepared { client: c, gxid, gid: gid.clone() });
+                if client
+                    .prepare(gxid, &gid, vec!["dn1".into(), "dn2".into()])
+                    .await
+                    .is_ok()
+                {
+                    rec.push(Event::Prepared {
+                        client: c,
+                        gxid,
+                        gid: gid.clone(),
+                    });
                     if client.decide(&gid, true).await.is_ok() {
-                        rec.push(Event::ForgetSent { gid: gid.clone(), sent: rec.now() });
+                        rec.push(Event::ForgetSent {
+                            gid: gid.clone(),
+                            sent: rec.now(),
+                        });
                         let _ = client.forget(&gid).await;
                     }
                 }
@@ -412,7 +492,11 @@ async fn client_loop(
 
 /// After healing: within [`LIVENESS_BOUND`], a fresh client through the proxy and one direct must each
 /// complete begin → snapshot → commit and a nextval.
-async fn liveness_probe(addrs: Vec<String>, proxy: String, rec: Recorder) -> Result<ProbeState, String> {
+async fn liveness_probe(
+    addrs: Vec<String>,
+    proxy: String,
+    rec: Recorder,
+) -> Result<ProbeState, String> {
     let deadline = Instant::now() + LIVENESS_BOUND;
     let mut max_gxid = Gxid::INVALID;
     let mut max_value = i64::MIN;
@@ -425,13 +509,30 @@ async fn liveness_probe(addrs: Vec<String>, proxy: String, rec: Recorder) -> Res
                 let sent = rec.now();
                 let (g, s) = c.begin_snapshot().await?;
                 let at = rec.now();
-                rec.push(Event::Begun { client: 100, gxid: g, sent, at });
-                rec.push(Event::Snap { client: 100, snapshot: s, sent, at });
+                rec.push(Event::Begun {
+                    client: 100,
+                    gxid: g,
+                    sent,
+                    at,
+                });
+                rec.push(Event::Snap {
+                    client: 100,
+                    snapshot: s,
+                    sent,
+                    at,
+                });
                 let v = c.nextval(SEQ).await?;
-                rec.push(Event::Value { seq: SEQ.into(), value: v });
+                rec.push(Event::Value {
+                    seq: SEQ.into(),
+                    value: v,
+                });
                 let sent = rec.now();
                 c.commit(g).await?;
-                rec.push(Event::Ended { client: 100, gxid: g, sent });
+                rec.push(Event::Ended {
+                    client: 100,
+                    gxid: g,
+                    sent,
+                });
                 Ok::<_, pgxc_common::PgError>((g, v))
             };
             match tokio::time::timeout(Duration::from_secs(5), attempt).await {
@@ -450,7 +551,10 @@ async fn liveness_probe(addrs: Vec<String>, proxy: String, rec: Recorder) -> Res
             return Err(format!("liveness: no service through {name} within {LIVENESS_BOUND:?} of healing: {last_err}"));
         }
     }
-    Ok(ProbeState { max_gxid, max_value })
+    Ok(ProbeState {
+        max_gxid,
+        max_value,
+    })
 }
 
 /// Durability and continuity after the run: prepared transactions that were acknowledged and never forgotten
@@ -461,8 +565,13 @@ async fn final_checks(
     gids: BTreeSet<String>,
     must_list: BTreeSet<String>,
 ) -> Result<Vec<Event>, String> {
-    let c = GtmClient::connect(addrs, ClientOptions::default()).await.map_err(|e| format!("final connect: {e}"))?;
-    let listed = c.list_prepared().await.map_err(|e| format!("list prepared: {e}"))?;
+    let c = GtmClient::connect(addrs, ClientOptions::default())
+        .await
+        .map_err(|e| format!("final connect: {e}"))?;
+    let listed = c
+        .list_prepared()
+        .await
+        .map_err(|e| format!("list prepared: {e}"))?;
     let listed_gids: BTreeSet<String> = listed.iter().map(|p| p.gid.clone()).collect();
     for p in &listed {
         if !gids.contains(&p.gid) {
@@ -471,25 +580,58 @@ async fn final_checks(
     }
     for gid in &must_list {
         if !listed_gids.contains(gid) {
-            return Err(format!("acknowledged prepared transaction {gid} lost (listed: {listed_gids:?})"));
+            return Err(format!(
+                "acknowledged prepared transaction {gid} lost (listed: {listed_gids:?})"
+            ));
         }
     }
     let mut out = Vec::new();
     for gid in &gids {
-        out.push(Event::ForgetSent { gid: gid.clone(), sent: u64::MAX - 2 });
-        c.forget(gid).await.map_err(|e| format!("forget {gid}: {e}"))?;
+        out.push(Event::ForgetSent {
+            gid: gid.clone(),
+            sent: u64::MAX - 2,
+        });
+        c.forget(gid)
+            .await
+            .map_err(|e| format!("forget {gid}: {e}"))?;
     }
-    let left = c.list_prepared().await.map_err(|e| format!("list prepared: {e}"))?;
+    let left = c
+        .list_prepared()
+        .await
+        .map_err(|e| format!("list prepared: {e}"))?;
     if !left.is_empty() {
-        return Err(format!("prepared transactions left after forgetting all: {left:?}"));
+        return Err(format!(
+            "prepared transactions left after forgetting all: {left:?}"
+        ));
     }
-    let (g, s) = c.begin_snapshot().await.map_err(|e| format!("final begin: {e}"))?;
-    let v = c.nextval(SEQ).await.map_err(|e| format!("final nextval: {e}"))?;
-    c.commit(g).await.map_err(|e| format!("final commit: {e}"))?;
+    let (g, s) = c
+        .begin_snapshot()
+        .await
+        .map_err(|e| format!("final begin: {e}"))?;
+    let v = c
+        .nextval(SEQ)
+        .await
+        .map_err(|e| format!("final nextval: {e}"))?;
+    c.commit(g)
+        .await
+        .map_err(|e| format!("final commit: {e}"))?;
     out.extend([
-        Event::Begun { client: 200, gxid: g, sent: u64::MAX - 1, at: u64::MAX - 1 },
-        Event::Snap { client: 200, snapshot: s, sent: u64::MAX - 1, at: u64::MAX - 1 },
-        Event::Value { seq: SEQ.into(), value: v },
+        Event::Begun {
+            client: 200,
+            gxid: g,
+            sent: u64::MAX - 1,
+            at: u64::MAX - 1,
+        },
+        Event::Snap {
+            client: 200,
+            snapshot: s,
+            sent: u64::MAX - 1,
+            at: u64::MAX - 1,
+        },
+        Event::Value {
+            seq: SEQ.into(),
+            value: v,
+        },
     ]);
     Ok(out)
 }

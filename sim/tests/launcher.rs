@@ -1,5 +1,5 @@
-//! `cargo test --features sim` at the workspace root lands here: this launcher re-runs the simulation suites of
-//! `pgxc-sim` under madsim (`--cfg madsim`, separate target dir `target/sim`) as a child cargo, streams their
+//! `cargo test --features sim` at the workspace root lands here: this launcher re-runs the tests of `pgxc-sim`
+//! (the whole-system simulation suites), `pgxc-gtm` and `pgxc-storage` under madsim (`--cfg madsim`, separate target dir `target/sim`) as a child cargo, streams their
 //! output, and fails if the child fails or ran no simulation test. Without it, `--features sim` would silently
 //! run in normal mode (the simulation tests are compiled only under `cfg(madsim)`).
 #![cfg(all(feature = "sim", not(madsim)))]
@@ -14,7 +14,16 @@ fn simulation_suites_run_under_madsim() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cmd = Command::new(cargo);
     cmd.current_dir(&root)
-        .args(["test", "-p", "pgxc-sim", "--features", "sim", "--target-dir", "target/sim"])
+        .args([
+            "test",
+            "-p",
+            "pgxc-sim",
+            "-p",
+            "pgxc-gtm",
+            "-p",
+            "pgxc-storage",
+        ])
+        .args(["--features", "pgxc-sim/sim", "--target-dir", "target/sim"])
         .args(["--config", "build.rustflags=['--cfg','madsim']"])
         .args(["--config", "build.rustdocflags=['--cfg','madsim']"])
         .args(["--", "--nocapture", "--test-threads=1"])
@@ -33,7 +42,11 @@ fn simulation_suites_run_under_madsim() {
         // Printed straight to the terminal: `cargo test` captures our own stdout, not the child's stderr.
         eprintln!("[sim] {line}");
         if let Some(rest) = line.strip_prefix("test result: ") {
-            if let Some(n) = rest.split(';').next().and_then(|s| s.split_whitespace().nth(1)) {
+            if let Some(n) = rest
+                .split(';')
+                .next()
+                .and_then(|s| s.split_whitespace().nth(1))
+            {
                 passed += n.parse::<u64>().unwrap_or(0);
             }
             if !rest.starts_with("ok") {
@@ -42,6 +55,9 @@ fn simulation_suites_run_under_madsim() {
         }
     }
     let status = child.wait().expect("wait for the madsim cargo");
-    assert!(status.success(), "simulation suites failed under madsim: {status}; {failed_lines:?}");
+    assert!(
+        status.success(),
+        "simulation suites failed under madsim: {status}; {failed_lines:?}"
+    );
     assert!(passed > 0, "the madsim build ran no simulation test");
 }

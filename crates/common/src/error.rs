@@ -99,7 +99,10 @@ pub struct PgError {
 impl PgError {
     /// Build an error from a code and a message.
     pub fn new(code: SqlState, message: impl Into<String>) -> PgError {
-        PgError { code, message: message.into() }
+        PgError {
+            code,
+            message: message.into(),
+        }
     }
 }
 

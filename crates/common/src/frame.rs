@@ -42,7 +42,8 @@ impl From<FrameError> for crate::PgError {
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
     let mut buf = vec![0u8; 4];
     // postcard to a Vec cannot fail for our plain data types; a failure would be a bug in a Serialize impl.
-    let body = postcard::to_extend(msg, Vec::new()).expect("postcard encoding of an in-memory value");
+    let body =
+        postcard::to_extend(msg, Vec::new()).expect("postcard encoding of an in-memory value");
     buf.extend_from_slice(&body);
     let len = (buf.len() - 4) as u32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
@@ -55,7 +56,10 @@ pub fn decode<T: DeserializeOwned>(payload: &[u8]) -> Result<T, FrameError> {
 }
 
 /// Write one frame and flush.
-pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T) -> Result<(), FrameError> {
+pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
+    w: &mut W,
+    msg: &T,
+) -> Result<(), FrameError> {
     let buf = encode(msg);
     if buf.len() - 4 > MAX_FRAME {
         return Err(FrameError::TooLarge(buf.len() - 4));
@@ -66,7 +70,10 @@ pub async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(w: &mut W, msg: &T
 }
 
 /// Read one frame's payload bytes. Returns [`FrameError::Closed`] on a clean EOF before the length prefix.
-pub async fn read_payload<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<(), FrameError> {
+pub async fn read_payload<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<(), FrameError> {
     let mut len = [0u8; 4];
     match r.read_exact(&mut len).await {
         Ok(_) => {}
@@ -84,7 +91,9 @@ pub async fn read_payload<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) ->
 }
 
 /// Read and decode one frame.
-pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(r: &mut R) -> Result<T, FrameError> {
+pub async fn read_frame<R: AsyncRead + Unpin, T: DeserializeOwned>(
+    r: &mut R,
+) -> Result<T, FrameError> {
     let mut buf = Vec::new();
     read_payload(r, &mut buf).await?;
     decode(&buf)
@@ -98,7 +107,10 @@ mod tests {
     fn roundtrip_and_limits() {
         let msg = (42u64, String::from("hello"), vec![1u8, 2, 3]);
         let buf = encode(&msg);
-        assert_eq!(u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize, buf.len() - 4);
+        assert_eq!(
+            u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]) as usize,
+            buf.len() - 4
+        );
         let back: (u64, String, Vec<u8>) = decode(&buf[4..]).unwrap();
         assert_eq!(back, msg);
         assert!(decode::<(u64, String)>(&[0xff, 0xff]).is_err());

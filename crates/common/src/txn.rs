@@ -66,7 +66,11 @@ impl Snapshot {
     /// Panics (an invariant violation, not bad input) if `running` is unsorted or reaches `xmax`.
     pub fn new(xmax: Gxid, running: Vec<Gxid>) -> Snapshot {
         let xmin = running.first().copied().unwrap_or(xmax);
-        let s = Snapshot { xmin, xmax, xip: running };
+        let s = Snapshot {
+            xmin,
+            xmax,
+            xip: running,
+        };
         assert!(s.check().is_ok(), "malformed snapshot {s:?}");
         s
     }
@@ -80,16 +84,25 @@ impl Snapshot {
         }
         match self.xip.first() {
             Some(first) if *first != self.xmin => {
-                return Err(format!("snapshot xmin {} differs from first xip {}", self.xmin, first));
+                return Err(format!(
+                    "snapshot xmin {} differs from first xip {}",
+                    self.xmin, first
+                ));
             }
             None if self.xmin != self.xmax => {
-                return Err(format!("snapshot with empty xip has xmin {} != xmax {}", self.xmin, self.xmax));
+                return Err(format!(
+                    "snapshot with empty xip has xmin {} != xmax {}",
+                    self.xmin, self.xmax
+                ));
             }
             _ => {}
         }
         for w in self.xip.windows(2) {
             if w[0] >= w[1] {
-                return Err(format!("snapshot xip not strictly ascending at {} {}", w[0], w[1]));
+                return Err(format!(
+                    "snapshot xip not strictly ascending at {} {}",
+                    w[0], w[1]
+                ));
             }
         }
         if let Some(last) = self.xip.last() {
@@ -154,11 +167,23 @@ mod tests {
 
     #[test]
     fn check_rejects_malformed() {
-        let bad = Snapshot { xmin: Gxid(5), xmax: Gxid(4), xip: vec![] };
+        let bad = Snapshot {
+            xmin: Gxid(5),
+            xmax: Gxid(4),
+            xip: vec![],
+        };
         assert!(bad.check().is_err());
-        let bad = Snapshot { xmin: Gxid(3), xmax: Gxid(9), xip: vec![Gxid(3), Gxid(3)] };
+        let bad = Snapshot {
+            xmin: Gxid(3),
+            xmax: Gxid(9),
+            xip: vec![Gxid(3), Gxid(3)],
+        };
         assert!(bad.check().is_err());
-        let bad = Snapshot { xmin: Gxid(3), xmax: Gxid(9), xip: vec![Gxid(3), Gxid(9)] };
+        let bad = Snapshot {
+            xmin: Gxid(3),
+            xmax: Gxid(9),
+            xip: vec![Gxid(3), Gxid(9)],
+        };
         assert!(bad.check().is_err());
     }
 }

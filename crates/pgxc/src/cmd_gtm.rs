@@ -38,7 +38,10 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>> {
         let (id, addr) = part
             .split_once('=')
             .ok_or_else(|| anyhow!("bad peer entry {part:?}: expected id=host:port"))?;
-        let id: u64 = id.trim().parse().map_err(|_| anyhow!("bad peer id {id:?} in {part:?}: expected a number"))?;
+        let id: u64 = id
+            .trim()
+            .parse()
+            .map_err(|_| anyhow!("bad peer id {id:?} in {part:?}: expected a number"))?;
         if id == 0 {
             bail!("peer id 0 is reserved: ids start at 1");
         }
@@ -52,11 +55,14 @@ pub fn parse_peers(s: &str) -> Result<BTreeMap<u64, String>> {
 }
 
 fn check_addr(addr: &str) -> Result<()> {
-    let (host, port) = addr.rsplit_once(':').ok_or_else(|| anyhow!("address {addr:?} has no :port"))?;
+    let (host, port) = addr
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("address {addr:?} has no :port"))?;
     if host.is_empty() {
         bail!("address {addr:?} has no host");
     }
-    port.parse::<u16>().map_err(|_| anyhow!("address {addr:?} has a bad port {port:?}"))?;
+    port.parse::<u16>()
+        .map_err(|_| anyhow!("address {addr:?} has a bad port {port:?}"))?;
     Ok(())
 }
 
@@ -64,12 +70,17 @@ fn check_addr(addr: &str) -> Result<()> {
 pub fn gtm_config(args: &GtmArgs) -> Result<GtmConfig> {
     let file = match &args.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str::<GtmFile>(&text).with_context(|| format!("bad GTM config {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<GtmFile>(&text)
+                .with_context(|| format!("bad GTM config {}", path.display()))?
         }
         None => GtmFile::default(),
     };
-    let id = args.id.or(file.id).ok_or_else(|| anyhow!("missing --id (the replica's Raft node id)"))?;
+    let id = args
+        .id
+        .or(file.id)
+        .ok_or_else(|| anyhow!("missing --id (the replica's Raft node id)"))?;
     if id == 0 {
         bail!("--id 0 is reserved: ids start at 1");
     }
@@ -92,18 +103,29 @@ pub fn gtm_config(args: &GtmArgs) -> Result<GtmConfig> {
     check_addr(&listen).context("--listen")?;
     if !peers.is_empty() {
         match peers.get(&id) {
-            None => bail!("node {id} is not in --peers ({}): list every initial voter, this one included", fmt_peers(&peers)),
+            None => bail!(
+                "node {id} is not in --peers ({}): list every initial voter, this one included",
+                fmt_peers(&peers)
+            ),
             Some(a) if a != &listen => {
                 bail!("--peers gives node {id} the address {a} but it listens on {listen}")
             }
             _ => {}
         }
     }
-    Ok(GtmConfig { id, data_dir, listen, peers })
+    Ok(GtmConfig {
+        id,
+        data_dir,
+        listen,
+        peers,
+    })
 }
 
 fn fmt_peers(p: &BTreeMap<u64, String>) -> String {
-    p.iter().map(|(i, a)| format!("{i}={a}")).collect::<Vec<_>>().join(",")
+    p.iter()
+        .map(|(i, a)| format!("{i}={a}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Run a GTM replica until killed.
@@ -130,11 +152,20 @@ mod tests {
         let p = parse_peers("1=127.0.0.1:1,2=h:2, 3=h:3").unwrap();
         assert_eq!(p.len(), 3);
         assert_eq!(p[&2], "h:2");
-        assert!(parse_peers("1=h:1,1=h:2").unwrap_err().to_string().contains("twice"));
-        assert!(parse_peers("x=h:1").unwrap_err().to_string().contains("bad peer id"));
+        assert!(parse_peers("1=h:1,1=h:2")
+            .unwrap_err()
+            .to_string()
+            .contains("twice"));
+        assert!(parse_peers("x=h:1")
+            .unwrap_err()
+            .to_string()
+            .contains("bad peer id"));
         assert!(parse_peers("1=h").is_err());
         assert!(parse_peers("0=h:1").is_err());
-        assert!(parse_peers("1h:1").unwrap_err().to_string().contains("expected id=host:port"));
+        assert!(parse_peers("1h:1")
+            .unwrap_err()
+            .to_string()
+            .contains("expected id=host:port"));
     }
 
     #[test]
@@ -147,8 +178,14 @@ mod tests {
         };
         let c = gtm_config(&args).unwrap();
         assert_eq!(c.listen, "127.0.0.1:7002");
-        let bad = GtmArgs { id: Some(3), ..args };
-        assert!(gtm_config(&bad).unwrap_err().to_string().contains("not in --peers"));
+        let bad = GtmArgs {
+            id: Some(3),
+            ..args
+        };
+        assert!(gtm_config(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("not in --peers"));
         let none = GtmArgs::default();
         assert!(gtm_config(&none).unwrap_err().to_string().contains("--id"));
     }

@@ -42,7 +42,8 @@ struct Cluster {
 impl Cluster {
     fn spawn(&mut self, name: &str, args: &[String], log: PathBuf) -> Result<()> {
         let exe = std::env::current_exe().context("cannot find the pgxc executable")?;
-        let out = File::create(&log).with_context(|| format!("cannot create log {}", log.display()))?;
+        let out =
+            File::create(&log).with_context(|| format!("cannot create log {}", log.display()))?;
         let err = out.try_clone()?;
         let child = Command::new(exe)
             .args(args)
@@ -51,7 +52,11 @@ impl Cluster {
             .stderr(err)
             .spawn()
             .with_context(|| format!("cannot start {name}"))?;
-        self.procs.push(Proc { name: name.to_string(), child, log });
+        self.procs.push(Proc {
+            name: name.to_string(),
+            child,
+            log,
+        });
         Ok(())
     }
 
@@ -59,7 +64,12 @@ impl Cluster {
     fn exited(&mut self) -> Option<String> {
         for p in &mut self.procs {
             if let Ok(Some(status)) = p.child.try_wait() {
-                return Some(format!("{} exited ({status}); last lines of {}:\n{}", p.name, p.log.display(), tail(&p.log, 15)));
+                return Some(format!(
+                    "{} exited ({status}); last lines of {}:\n{}",
+                    p.name,
+                    p.log.display(),
+                    tail(&p.log, 15)
+                ));
             }
         }
         None
@@ -68,7 +78,10 @@ impl Cluster {
     fn stop(&mut self) {
         for p in &self.procs {
             // SIGTERM: each component shuts down cleanly.
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(p.child.id() as i32), nix::sys::signal::Signal::SIGTERM);
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(p.child.id() as i32),
+                nix::sys::signal::Signal::SIGTERM,
+            );
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         for p in &mut self.procs {
@@ -103,7 +116,9 @@ fn tail(path: &Path, n: usize) -> String {
 fn check_port_free(host: &str, port: u16) -> Result<()> {
     std::net::TcpListener::bind((host, port))
         .map(drop)
-        .map_err(|e| anyhow!("port {port} on {host} is not free ({e}); pick other ports with --base-port"))
+        .map_err(|e| {
+            anyhow!("port {port} on {host} is not free ({e}); pick other ports with --base-port")
+        })
 }
 
 /// `pgxc ctl up`.
@@ -115,13 +130,24 @@ pub async fn up(args: UpArgs) -> Result<()> {
     if base > u16::MAX - 10 {
         bail!("--base-port {base} leaves no room for the proxy port (base+10)");
     }
-    let gtm_addrs: Vec<String> = (0..3).map(|i| format!("{}:{}", args.host, base + i)).collect();
+    let gtm_addrs: Vec<String> = (0..3)
+        .map(|i| format!("{}:{}", args.host, base + i))
+        .collect();
     let proxy_addr = format!("{}:{}", args.host, base + 10);
     for port in [base, base + 1, base + 2, base + 10] {
         check_port_free(&args.host, port)?;
     }
-    let peers = gtm_addrs.iter().enumerate().map(|(i, a)| format!("{}={a}", i + 1)).collect::<Vec<_>>().join(",");
-    println!("{} the default local cluster in {}", if first { "initialising" } else { "starting" }, data.display());
+    let peers = gtm_addrs
+        .iter()
+        .enumerate()
+        .map(|(i, a)| format!("{}={a}", i + 1))
+        .collect::<Vec<_>>()
+        .join(",");
+    println!(
+        "{} the default local cluster in {}",
+        if first { "initialising" } else { "starting" },
+        data.display()
+    );
     let mut cluster = Cluster { procs: Vec::new() };
     for (i, addr) in gtm_addrs.iter().enumerate() {
         let id = i + 1;
@@ -137,8 +163,15 @@ pub async fn up(args: UpArgs) -> Result<()> {
             "--peers".into(),
             peers.clone(),
         ];
-        cluster.spawn(&format!("gtm{id}"), &args, data.join(format!("gtm{id}.log")))?;
-        println!("  started GTM replica {id} on {addr} (log {})", data.join(format!("gtm{id}.log")).display());
+        cluster.spawn(
+            &format!("gtm{id}"),
+            &args,
+            data.join(format!("gtm{id}.log")),
+        )?;
+        println!(
+            "  started GTM replica {id} on {addr} (log {})",
+            data.join(format!("gtm{id}.log")).display()
+        );
     }
     // Wait for a leader.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
@@ -146,24 +179,42 @@ pub async fn up(args: UpArgs) -> Result<()> {
         if let Some(e) = cluster.exited() {
             bail!("{e}");
         }
-        if let Ok(Response::Status(s)) = ctl_gtm::request_once(&gtm_addrs[0], Request::Status).await {
+        if let Ok(Response::Status(s)) = ctl_gtm::request_once(&gtm_addrs[0], Request::Status).await
+        {
             if let Some((id, addr)) = s.leader {
                 break (id, addr);
             }
         }
         if tokio::time::Instant::now() > deadline {
-            bail!("the GTM group elected no leader within 30 s; see the logs in {}", data.display());
+            bail!(
+                "the GTM group elected no leader within 30 s; see the logs in {}",
+                data.display()
+            );
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    println!("  GTM group ready: leader is replica {} ({})", leader.0, leader.1);
-    let proxy_args = vec!["gtm-proxy".to_string(), "--listen".into(), proxy_addr.clone(), "--gtm".into(), gtm_addrs.join(",")];
+    println!(
+        "  GTM group ready: leader is replica {} ({})",
+        leader.0, leader.1
+    );
+    let proxy_args = vec![
+        "gtm-proxy".to_string(),
+        "--listen".into(),
+        proxy_addr.clone(),
+        "--gtm".into(),
+        gtm_addrs.join(","),
+    ];
     cluster.spawn("gtm-proxy", &proxy_args, data.join("gtm-proxy.log"))?;
     println!("  started GTM proxy on {proxy_addr}");
     println!();
-    println!("GTM:        pgxc gtm-ctl --gtm {} status", gtm_addrs.join(","));
+    println!(
+        "GTM:        pgxc gtm-ctl --gtm {} status",
+        gtm_addrs.join(",")
+    );
     println!("GTM proxy:  {proxy_addr}");
-    println!("(coordinators and datanodes are not built yet; psql lines will appear here once they are)");
+    println!(
+        "(coordinators and datanodes are not built yet; psql lines will appear here once they are)"
+    );
     println!("Press Ctrl-C to stop the cluster.");
     loop {
         tokio::select! {

@@ -5,7 +5,9 @@
 
 use anyhow::{anyhow, bail, Context, Result};
 use pgxc_common::frame;
-use pgxc_gtm::proto::{AdminRequest, ClientBatch, Hello, NodeStatus, Request, Response, ServerBatch};
+use pgxc_gtm::proto::{
+    AdminRequest, ClientBatch, Hello, NodeStatus, Request, Response, ServerBatch,
+};
 use std::time::Duration;
 use tokio::net::TcpStream;
 
@@ -17,10 +19,20 @@ const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// Errors: the address cannot be reached, the connection drops, or the reply is malformed.
 pub async fn request_once(addr: &str, req: Request) -> Result<Response> {
     let fut = async {
-        let mut s = TcpStream::connect(addr).await.with_context(|| format!("cannot reach GTM at {addr}"))?;
+        let mut s = TcpStream::connect(addr)
+            .await
+            .with_context(|| format!("cannot reach GTM at {addr}"))?;
         frame::write_frame(&mut s, &Hello::Client).await?;
-        frame::write_frame(&mut s, &ClientBatch { requests: vec![(1, req)] }).await?;
-        let reply: ServerBatch = frame::read_frame(&mut s).await.with_context(|| format!("no reply from {addr}"))?;
+        frame::write_frame(
+            &mut s,
+            &ClientBatch {
+                requests: vec![(1, req)],
+            },
+        )
+        .await?;
+        let reply: ServerBatch = frame::read_frame(&mut s)
+            .await
+            .with_context(|| format!("no reply from {addr}"))?;
         reply
             .responses
             .into_iter()
@@ -28,7 +40,9 @@ pub async fn request_once(addr: &str, req: Request) -> Result<Response> {
             .map(|(_, r)| r)
             .ok_or_else(|| anyhow!("reply from {addr} lacks the answer"))
     };
-    tokio::time::timeout(REQUEST_TIMEOUT, fut).await.map_err(|_| anyhow!("GTM at {addr} did not answer within {REQUEST_TIMEOUT:?}"))?
+    tokio::time::timeout(REQUEST_TIMEOUT, fut)
+        .await
+        .map_err(|_| anyhow!("GTM at {addr} did not answer within {REQUEST_TIMEOUT:?}"))?
 }
 
 /// Send `req` to the leader: try each address, follow `NotLeader` hints (at most a few hops).
@@ -43,7 +57,9 @@ pub async fn request_leader(addrs: &[String], req: Request) -> Result<Response> 
         }
         tried.push(addr.clone());
         match request_once(&addr, req.clone()).await {
-            Ok(Response::NotLeader { leader: Some((_, l)) }) if hops < 5 => {
+            Ok(Response::NotLeader {
+                leader: Some((_, l)),
+            }) if hops < 5 => {
                 hops += 1;
                 queue.insert(0, l);
             }
@@ -65,7 +81,11 @@ pub fn print_status(addr: &str, s: &NodeStatus) {
     }
     println!("  term:               {}", s.term);
     println!("  last applied:       {}", s.last_applied);
-    let members: Vec<String> = s.members.iter().map(|(id, a)| format!("{id}={a}")).collect();
+    let members: Vec<String> = s
+        .members
+        .iter()
+        .map(|(id, a)| format!("{id}={a}"))
+        .collect();
     println!("  members:            {}", members.join(","));
     println!("  gxid reserved upto: {}", s.gxid_reserved_upto);
     if s.role == "leader" {
@@ -97,18 +117,26 @@ pub async fn run(addrs: &[String], verb: crate::GtmCtlVerb) -> Result<()> {
             Ok(())
         }
         Promote => {
-            let addr = addrs.first().ok_or_else(|| anyhow!("promote needs the address of the node to promote"))?;
-            expect_ok(request_once(addr, Request::Admin(AdminRequest::Promote)).await?, "promote")
+            let addr = addrs
+                .first()
+                .ok_or_else(|| anyhow!("promote needs the address of the node to promote"))?;
+            expect_ok(
+                request_once(addr, Request::Admin(AdminRequest::Promote)).await?,
+                "promote",
+            )
         }
-        TransferLeader { to } => {
-            expect_ok(request_leader(addrs, Request::Admin(AdminRequest::TransferLeader { to })).await?, "transfer-leader")
-        }
-        AddMember { id, addr } => {
-            expect_ok(request_leader(addrs, Request::Admin(AdminRequest::AddMember { id, addr })).await?, "add-member")
-        }
-        RemoveMember { id } => {
-            expect_ok(request_leader(addrs, Request::Admin(AdminRequest::RemoveMember { id })).await?, "remove-member")
-        }
+        TransferLeader { to } => expect_ok(
+            request_leader(addrs, Request::Admin(AdminRequest::TransferLeader { to })).await?,
+            "transfer-leader",
+        ),
+        AddMember { id, addr } => expect_ok(
+            request_leader(addrs, Request::Admin(AdminRequest::AddMember { id, addr })).await?,
+            "add-member",
+        ),
+        RemoveMember { id } => expect_ok(
+            request_leader(addrs, Request::Admin(AdminRequest::RemoveMember { id })).await?,
+            "remove-member",
+        ),
     }
 }
 

@@ -7,8 +7,8 @@
 
 mod cmd_gtm;
 mod ctl;
-mod serve;
 mod ctl_gtm;
+mod serve;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -124,17 +124,22 @@ fn run() -> Result<()> {
     tracing_subscriber::fmt()
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("PGXC_LOG").unwrap_or_else(|_| "info,openraft=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("PGXC_LOG")
+                .unwrap_or_else(|_| "info,openraft=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(async move {
         match cli.command {
             Command::Gtm(args) => cmd_gtm::run_gtm(args).await,
             Command::GtmProxy(args) => cmd_gtm::run_proxy(args).await,
             Command::GtmCtl { gtm, verb } => ctl_gtm::run(&gtm, verb).await,
-            Command::Ctl { verb: CtlVerb::Up(args) } => ctl::up(args).await,
+            Command::Ctl {
+                verb: CtlVerb::Up(args),
+            } => ctl::up(args).await,
         }
     })
 }

@@ -14,13 +14,14 @@ pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
             biased;
@@ -45,7 +46,11 @@ pub async fn gtm(cfg: GtmConfig) -> Result<()> {
     let disk = Disk::real(&cfg.data_dir);
     let first_start = !disk.exists(KV_NAME);
     if first_start {
-        eprintln!("initialising GTM data directory {} (node {})", cfg.data_dir.display(), cfg.id);
+        eprintln!(
+            "initialising GTM data directory {} (node {})",
+            cfg.data_dir.display(),
+            cfg.id
+        );
     }
     // Bind first: a port in use is the most common start-up error and must not leave Raft half started.
     let listener = tokio::net::TcpListener::bind(cfg.listen.as_str())
@@ -53,18 +58,36 @@ pub async fn gtm(cfg: GtmConfig) -> Result<()> {
         .with_context(|| format!("cannot listen on {}", cfg.listen))?;
     let node = start_raft(cfg.id, &disk, RaftConfig::default())
         .await
-        .map_err(|e| anyhow!("cannot start GTM node {} in {}: {e}", cfg.id, cfg.data_dir.display()))?;
+        .map_err(|e| {
+            anyhow!(
+                "cannot start GTM node {} in {}: {e}",
+                cfg.id,
+                cfg.data_dir.display()
+            )
+        })?;
     let lowest = cfg.peers.keys().next().copied();
     if first_start && lowest == Some(cfg.id) {
-        let members: BTreeMap<u64, BasicNode> =
-            cfg.peers.iter().map(|(id, a)| (*id, BasicNode::new(a.clone()))).collect();
-        node.initialize(members).await.map_err(|e| anyhow!("cannot initialise the GTM group: {e}"))?;
-        eprintln!("initialised GTM group with voters {}", fmt_peers(&cfg.peers));
+        let members: BTreeMap<u64, BasicNode> = cfg
+            .peers
+            .iter()
+            .map(|(id, a)| (*id, BasicNode::new(a.clone())))
+            .collect();
+        node.initialize(members)
+            .await
+            .map_err(|e| anyhow!("cannot initialise the GTM group: {e}"))?;
+        eprintln!(
+            "initialised GTM group with voters {}",
+            fmt_peers(&cfg.peers)
+        );
     } else if first_start && cfg.peers.is_empty() {
         eprintln!("no --peers: waiting to be added to a group (pgxc gtm-ctl add-member --id {} --addr {})", cfg.id, cfg.listen);
     }
-    let server = GtmServer::start_with_listener(listener, ServerConfig::new(cfg.id, cfg.listen.clone()), Replication::Raft(node))
-        .map_err(|e| anyhow!("cannot start GTM server: {}", e.message))?;
+    let server = GtmServer::start_with_listener(
+        listener,
+        ServerConfig::new(cfg.id, cfg.listen.clone()),
+        Replication::Raft(node),
+    )
+    .map_err(|e| anyhow!("cannot start GTM server: {}", e.message))?;
     eprintln!("GTM node {} listening on {}", cfg.id, server.local_addr());
     shutdown_signal().await;
     eprintln!("GTM node {} shutting down", cfg.id);
@@ -73,7 +96,10 @@ pub async fn gtm(cfg: GtmConfig) -> Result<()> {
 }
 
 fn fmt_peers(p: &BTreeMap<u64, String>) -> String {
-    p.iter().map(|(i, a)| format!("{i}={a}")).collect::<Vec<_>>().join(",")
+    p.iter()
+        .map(|(i, a)| format!("{i}={a}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Run a GTM proxy until Ctrl-C/SIGTERM. Keeps trying to reach the GTM group at start-up.
@@ -85,7 +111,11 @@ pub async fn proxy(listen: String, gtm: Vec<String>) -> Result<()> {
             Err(e) if e.message.contains("cannot listen") => return Err(anyhow!("{}", e.message)),
             Err(e) => {
                 if !warned {
-                    eprintln!("GTM proxy: waiting for a GTM leader at {} ({})", gtm.join(","), e.message);
+                    eprintln!(
+                        "GTM proxy: waiting for a GTM leader at {} ({})",
+                        gtm.join(","),
+                        e.message
+                    );
                     warned = true;
                 }
                 tokio::select! {
@@ -97,7 +127,11 @@ pub async fn proxy(listen: String, gtm: Vec<String>) -> Result<()> {
             }
         }
     };
-    eprintln!("GTM proxy listening on {} (GTM {})", proxy.local_addr(), gtm.join(","));
+    eprintln!(
+        "GTM proxy listening on {} (GTM {})",
+        proxy.local_addr(),
+        gtm.join(",")
+    );
     shutdown_signal().await;
     proxy.shutdown().await;
     Ok(())
