@@ -103,14 +103,14 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 /// per seed and simulated seconds per wall second. Panics (failing the test) listing each failed seed with the
 /// command that replays it.
 ///
-/// `PGXC_SIM_MADSIM_CHECK=1` (diagnostic) also runs madsim's in-process `Runtime::check_determinism` in each
-/// child; it reports a divergence today because of the process-global state described below, which the
-/// history-hash comparison across fresh processes is immune to.
+/// The re-runs also pass madsim's own determinism check (`Runtime::check_determinism`: the seed runs twice in
+/// the child and every random draw must match); `PGXC_SIM_MADSIM_CHECK=1` turns it on for every child.
 ///
-/// Why processes: some dependencies keep process-global state across madsim runtimes (madsim's task-id
-/// counter, tokio's `select!` fairness seed), so a seed run after other seeds in the same process could take
-/// a different path than the same seed run alone. A fresh process per seed makes every run exactly what its
-/// replay command reproduces.
+/// Why processes: some dependencies keep process-global state across madsim runtimes (tokio's random seed for
+/// `select!` fairness and for picking one of a `watch`'s eight `Notify`s, madsim's task-id counter), so a seed
+/// run after other seeds in the same process could take a different path than the same seed run alone. A
+/// fresh process per seed makes every run exactly what its replay command reproduces. (pgxc's own code avoids
+/// those paths: every `select!` is `biased`, and no second waiter sits on a `watch`.)
 pub fn run_seeds<Fut>(
     test: &str,
     default_count: u64,
@@ -154,7 +154,7 @@ pub fn run_seeds<Fut>(
         }
     }
     let again_seeds: Vec<u64> = hashes.iter().take(recheck).map(|(s, _)| *s).collect();
-    let again = run_children(test, &again_seeds, parallel, false);
+    let again = run_children(test, &again_seeds, parallel, true);
     for ((seed, h), r) in hashes.iter().take(recheck).zip(again) {
         match r {
             Ok((h2, _, _)) if h2 == *h => {

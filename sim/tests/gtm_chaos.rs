@@ -9,8 +9,8 @@
 //! (`pgxc_sim::gtm_history`).
 //!
 //! Seeds: 50 by default (`PGXC_SIM_SEEDS`), each in its own process; a failure prints the replay command; the
-//! first 3 seeds are re-run in new processes and must give the same history hash (every event with its
-//! simulated nanosecond time, and every fault).
+//! first 3 seeds are re-run in new processes under madsim's determinism check and must give the same history
+//! hash (every event with its simulated nanosecond time, and every fault).
 #![cfg(madsim)]
 
 use madsim::net::NetSim;

@@ -4,7 +4,7 @@
 //! run in normal mode (the simulation tests are compiled only under `cfg(madsim)`).
 #![cfg(all(feature = "sim", not(madsim)))]
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
@@ -39,8 +39,8 @@ fn simulation_suites_run_under_madsim() {
     let mut failed_lines = Vec::new();
     for line in BufReader::new(stdout).lines() {
         let line = line.expect("read child output");
-        // Printed straight to the terminal: `cargo test` captures our own stdout, not the child's stderr.
-        eprintln!("[sim] {line}");
+        // Written to the process's stderr directly: the test harness captures `println!`/`eprintln!`, not this.
+        let _ = writeln!(std::io::stderr(), "[sim] {line}");
         if let Some(rest) = line.strip_prefix("test result: ") {
             if let Some(n) = rest
                 .split(';')

@@ -40,11 +40,10 @@ impl From<FrameError> for crate::PgError {
 
 /// Encode `msg` into a complete frame (length prefix included).
 pub fn encode<T: Serialize>(msg: &T) -> Vec<u8> {
-    let mut buf = vec![0u8; 4];
+    // The body is serialised straight after a 4-byte placeholder for its length (one allocation, no copy).
     // postcard to a Vec cannot fail for our plain data types; a failure would be a bug in a Serialize impl.
-    let body =
-        postcard::to_extend(msg, Vec::new()).expect("postcard encoding of an in-memory value");
-    buf.extend_from_slice(&body);
+    let mut buf =
+        postcard::to_extend(msg, vec![0u8; 4]).expect("postcard encoding of an in-memory value");
     let len = (buf.len() - 4) as u32;
     buf[..4].copy_from_slice(&len.to_be_bytes());
     buf

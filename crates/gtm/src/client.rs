@@ -694,6 +694,12 @@ impl ConnTask {
                 },
                 _ = ticker.tick() => self.maintenance(),
             }
+            // Coalesce: let callers woken by the answers just delivered queue their next requests, so one frame
+            // carries them all (batching is what makes a proxy cheap per request).
+            tokio::task::yield_now().await;
+            while let Ok(c) = self.rx.try_recv() {
+                self.admit(c);
+            }
             self.flush().await;
         }
     }
@@ -813,7 +819,9 @@ impl ConnTask {
                 .await
             {
                 Ok(Ok(stream)) => {
-                    let (mut rd, wr) = tokio::io::split(stream);
+                    let (rd, wr) = tokio::io::split(stream);
+                    // Buffered: one read system call brings in every frame the peer has sent so far.
+                    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
                     let (tx, rx) = mpsc::unbounded_channel();
                     let reader = tokio::spawn(async move {
                         loop {

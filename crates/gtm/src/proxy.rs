@@ -214,7 +214,9 @@ async fn serve_conn(mut stream: TcpStream, shared: Arc<ProxyShared>) {
         }
         _ => return,
     }
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (rd, mut wr) = tokio::io::split(stream);
+    // Buffered: one read system call brings in every frame the peer has sent so far.
+    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
     let (tx, mut rx) = mpsc::unbounded_channel::<(ReqId, Response)>();
     let state = Arc::new(Mutex::new(DownConn::default()));
     let writer = async move {

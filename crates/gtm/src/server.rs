@@ -221,9 +221,6 @@ mod raft_glue {
         let m = m.borrow();
         (m.state == ServerState::Leader && m.current_leader == Some(n.id)).then_some(m.current_term)
     }
-    pub(super) fn metrics_rx(node: &Node) -> Option<watch::Receiver<crate::raft::Metrics>> {
-        node.try_read().ok().map(|n| n.raft.metrics())
-    }
     pub(super) fn status(node: &Node, id: NodeId) -> NodeStatus {
         let mut st = NodeStatus {
             id,
@@ -485,7 +482,9 @@ async fn serve_conn(mut stream: TcpStream, conn: ConnId, shared: Arc<Shared>) {
 }
 
 async fn client_session(stream: TcpStream, conn: ConnId, shared: Arc<Shared>) {
-    let (mut rd, mut wr) = tokio::io::split(stream);
+    let (rd, mut wr) = tokio::io::split(stream);
+    // Buffered: one read system call brings in every frame the peer has sent so far.
+    let mut rd = tokio::io::BufReader::with_capacity(64 * 1024, rd);
     let (tx, mut rx) = mpsc::unbounded_channel::<Outgoing>();
     if shared.to_leader.send(LeaderMsg::Open { conn, tx }).is_err() {
         return;
@@ -653,34 +652,11 @@ impl LeaderTask {
         let mut ticker = tokio::time::interval(self.tick);
         ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         self.check_leadership();
-        // Raft metrics, re-subscribed when the handle changes (promote) or stops.
-        let mut metrics: Option<watch::Receiver<crate::raft::Metrics>> = None;
+        // Leadership is polled on every tick rather than awaited on openraft's metrics watch: tokio's `watch`
+        // wakes its waiters through one of eight `Notify`s picked with tokio's process-global random seed, so
+        // a second waiter on the same watch (the raft lease observer is the first) made the wake order differ
+        // from run to run and broke madsim's determinism check. A tick is at most 50 ms late.
         loop {
-            if metrics.as_ref().is_some_and(|m| m.has_changed().is_err()) {
-                metrics = None;
-            }
-            if metrics.is_none() {
-                if let Mode::Raft(node) = &self.shared.repl.kind {
-                    metrics = raft_glue::metrics_rx(node);
-                    // A clone may carry an unseen version: mark it seen (the state was just checked, or is
-                    // checked below), else a stopped Raft's closed channel would report a change forever.
-                    if let Some(m) = metrics.as_mut() {
-                        m.borrow_and_update();
-                    }
-                    self.check_leadership();
-                }
-            }
-            let changed = async {
-                match metrics.as_mut() {
-                    Some(rx) => {
-                        if rx.changed().await.is_err() {
-                            // Raft stopped or was replaced: poll again on the next tick.
-                            std::future::pending::<()>().await;
-                        }
-                    }
-                    None => std::future::pending::<()>().await,
-                }
-            };
             tokio::select! {
                 // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
                 biased;
@@ -693,7 +669,6 @@ impl LeaderTask {
                     self.check_leadership();
                     self.on_tick();
                 }
-                _ = changed => self.check_leadership(),
             }
             if self.retry {
                 self.retry = false;
