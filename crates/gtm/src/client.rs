@@ -227,6 +227,20 @@ impl GtmClient {
     ///
     /// Errors: the GTM's error, or 08006 after the retry deadline or when the client task is gone.
     pub async fn call(&self, req: Request) -> Result<Response, PgError> {
+        self.submit(req)?
+            .await
+            .map_err(|_| conn_failure("gtm client task has stopped"))?
+    }
+
+    /// Queue `req` without waiting: the returned receiver yields its answer (as [`GtmClient::call`] would).
+    /// Submitting several requests before awaiting any lets them share one frame; the GTM proxy forwards a
+    /// downstream batch this way with one task instead of one per request.
+    ///
+    /// Errors: 08006 if the client task has stopped.
+    pub fn submit(
+        &self,
+        req: Request,
+    ) -> Result<oneshot::Receiver<Result<Response, PgError>>, PgError> {
         let (resp, rx) = oneshot::channel();
         let deadline = Instant::now() + Duration::from_millis(self.inner.opts.retry_deadline_ms);
         self.inner
@@ -238,8 +252,7 @@ impl GtmClient {
                 attempts: 0,
             })
             .map_err(|_| conn_failure("gtm client task has stopped"))?;
-        rx.await
-            .map_err(|_| conn_failure("gtm client task has stopped"))?
+        Ok(rx)
     }
 
     /// Begin a transaction.

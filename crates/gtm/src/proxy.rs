@@ -190,15 +190,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ProxyShared>) {
     }
 }
 
-fn req_gxid(req: &Request) -> Option<Gxid> {
-    match req {
-        Request::Commit { gxid } | Request::Abort { gxid } | Request::Prepare { gxid, .. } => {
-            Some(*gxid)
-        }
-        Request::Snapshot { gxid } => *gxid,
-        _ => None,
-    }
-}
 
 async fn serve_conn(mut stream: TcpStream, shared: Arc<ProxyShared>) {
     match tokio::time::timeout(
@@ -241,24 +232,40 @@ async fn serve_conn(mut stream: TcpStream, shared: Arc<ProxyShared>) {
                     return;
                 }
             };
+            // Local answers go straight back; everything else is submitted upstream at once (one upstream
+            // frame) and awaited by one task per downstream batch.
+            let mut forwarded = Vec::new();
             for (id, req) in batch.requests {
                 if let Some(resp) = local_answer(&shared, &state, &req) {
                     let _ = tx.send((id, resp));
                     continue;
                 }
-                let (shared, state, tx) = (shared.clone(), state.clone(), tx.clone());
-                let span =
-                    tracing::debug_span!("gtm_proxy_req", id, gxid = req_gxid(&req).map(|g| g.0));
-                tokio::spawn(
-                    async move {
-                        let result = shared.upstream.call(req.clone()).await;
+                let rx = shared.upstream.submit(req.clone());
+                forwarded.push((id, req, rx));
+            }
+            if forwarded.is_empty() {
+                continue;
+            }
+            let (shared, state, tx) = (shared.clone(), state.clone(), tx.clone());
+            tokio::spawn(
+                async move {
+                    for (id, req, rx) in forwarded {
+                        let result = match rx {
+                            Ok(rx) => rx.await.unwrap_or_else(|_| {
+                                Err(PgError::new(
+                                    SqlState::ConnectionFailure,
+                                    "gtm client task has stopped",
+                                ))
+                            }),
+                            Err(e) => Err(e),
+                        };
                         track(&shared, &state, &req, &result);
                         let resp = result.unwrap_or_else(Response::Error);
                         let _ = tx.send((id, resp));
                     }
-                    .instrument(span),
-                );
-            }
+                }
+                .instrument(tracing::debug_span!("gtm_proxy_batch")),
+            );
         }
     };
     tokio::select! {
