@@ -16,7 +16,8 @@
 //! - `PGXC_BENCH_ROUNDS`: how many raft/memory alternations (default 2);
 //! - `PGXC_BENCH_CLIENTS`: client tasks (default 64);
 //! - `PGXC_BENCH_SHAPES`: `conns`, `shared` or `both` (default both);
-//! - `PGXC_BENCH_SETUPS`: `raft`, `memory` or `both` (default both).
+//! - `PGXC_BENCH_SETUPS`: `raft`, `memory` or `both` (default both);
+//! - `PGXC_BENCH_WORKERS`: tokio worker threads (default: the number of cores).
 
 use openraft::BasicNode;
 use pgxc_gtm::client::{ClientOptions, GtmClient};
@@ -310,13 +311,18 @@ fn main() {
     ));
     let dirs = TempDirs((1..=3).map(|i| base.join(format!("gtm{i}"))).collect());
 
+    let workers = env_u64(
+        "PGXC_BENCH_WORKERS",
+        std::thread::available_parallelism()
+            .map(|n| n.get() as u64)
+            .unwrap_or(1),
+    )
+    .max(1) as usize;
     let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
         .enable_all()
         .build()
         .expect("tokio runtime");
-    let workers = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
     println!(
         "gtm_cycles: {clients} clients through one proxy, warm-up {:?}, measured {:?} per run, {rounds} round(s), \
          {workers} worker thread(s); cycle = begin_snapshot + commit",

@@ -190,7 +190,6 @@ async fn accept_loop(listener: TcpListener, shared: Arc<ProxyShared>) {
     }
 }
 
-
 async fn serve_conn(mut stream: TcpStream, shared: Arc<ProxyShared>) {
     match tokio::time::timeout(
         crate::server::HELLO_TIMEOUT,
