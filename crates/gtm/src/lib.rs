@@ -18,3 +18,4 @@ pub mod proto;
 pub mod proxy;
 pub mod raft;
 pub mod server;
+mod tasks;

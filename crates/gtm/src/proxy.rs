@@ -31,6 +31,7 @@
 
 use crate::client::{ClientOptions, GtmClient};
 use crate::proto::{ClientBatch, Hello, ReqId, Request, Response, ServerBatch, SessionId};
+use crate::tasks::spawn_cancellable;
 use pgxc_common::frame::{read_frame, write_frame, FrameError};
 use pgxc_common::{Gxid, PgError, SqlState};
 use std::collections::{BTreeMap, BTreeSet};
@@ -145,27 +146,6 @@ impl GtmProxy {
         let _ = self.stop.send(true);
         tracing::info!(addr = %self.addr, "gtm proxy stopped");
     }
-}
-
-fn spawn_cancellable<F>(shutdown: &watch::Receiver<bool>, fut: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let mut stop = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
-            biased;
-            _ = async {
-                while !*stop.borrow_and_update() {
-                    if stop.changed().await.is_err() {
-                        break;
-                    }
-                }
-            } => {}
-            _ = fut => {}
-        }
-    });
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<ProxyShared>) {

@@ -43,6 +43,7 @@ use crate::proto::{
     AdminRequest, ClientBatch, Hello, NodeId, NodeStatus, ReqId, Request, Response, ServerBatch,
     SessionId,
 };
+use crate::tasks::spawn_cancellable;
 use pgxc_common::frame::{read_frame, write_frame};
 use pgxc_common::{Gxid, PgError, SqlState};
 use std::collections::{BTreeMap, VecDeque};
@@ -417,22 +418,6 @@ impl GtmServer {
         }
         tracing::info!(addr = %self.addr, "gtm server stopped");
     }
-}
-
-/// Spawn `fut`, cancelled when the shutdown flag turns true.
-fn spawn_cancellable<F>(shutdown: &watch::Receiver<bool>, fut: F)
-where
-    F: std::future::Future<Output = ()> + Send + 'static,
-{
-    let mut stop = shutdown.clone();
-    tokio::spawn(async move {
-        tokio::select! {
-            // `biased`: tokio picks unbiased branches with a process-global seed, which breaks madsim determinism.
-            biased;
-            _ = async { while !*stop.borrow_and_update() { if stop.changed().await.is_err() { break; } } } => {}
-            _ = fut => {}
-        }
-    });
 }
 
 async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
