@@ -3,8 +3,10 @@
 //!
 //! A cycle is `begin_snapshot` (one round trip: XC's begin + snapshot grouping) followed by `commit`.
 //!
-//! Two client shapes are measured for each setup:
+//! Three client shapes are measured for each setup:
 //! - `64 conns`: 64 tasks, each with its own [`GtmClient`] (its own connection and session to the proxy);
+//! - `64 embedded`: 64 tasks calling the proxy in-process (sharing the proxy's upstream link: the proxy
+//!   embedded in a coordinator process, sessions reach it without a TCP hop);
 //! - `64 shared`: 64 tasks sharing ONE [`GtmClient`] (one link, as a coordinator process would multiplex its
 //!   backends).
 //!
@@ -15,7 +17,7 @@
 //! - `PGXC_BENCH_WARMUP_SECS`: warm-up seconds per run (default 2);
 //! - `PGXC_BENCH_ROUNDS`: how many raft/memory alternations (default 2);
 //! - `PGXC_BENCH_CLIENTS`: client tasks (default 64);
-//! - `PGXC_BENCH_SHAPES`: `conns`, `shared` or `both` (default both);
+//! - `PGXC_BENCH_SHAPES`: `conns`, `shared`, `embedded` or `all` (default all);
 //! - `PGXC_BENCH_SETUPS`: `raft`, `memory` or `both` (default both);
 //! - `PGXC_BENCH_WORKERS`: tokio worker threads (default: the number of cores).
 
@@ -73,6 +75,9 @@ enum Shape {
     Conns,
     /// All tasks share one GtmClient.
     Shared,
+    /// All tasks call the proxy in-process: they share the proxy's own upstream link (the proxy embedded in
+    /// the coordinator process, so sessions reach it without a TCP hop).
+    Embedded,
 }
 
 impl Shape {
@@ -80,6 +85,7 @@ impl Shape {
         match self {
             Shape::Conns => "conns",
             Shape::Shared => "shared",
+            Shape::Embedded => "embedded",
         }
     }
 }
@@ -205,6 +211,11 @@ async fn run_once(
                 handles.push(c.clone());
             }
         }
+        Shape::Embedded => {
+            for _ in 0..clients {
+                handles.push(proxy.upstream().clone());
+            }
+        }
     }
     let stop = Arc::new(AtomicBool::new(false));
     let cycles = Arc::new(AtomicU64::new(0));
@@ -290,10 +301,11 @@ fn main() {
     let warmup = Duration::from_secs(env_u64("PGXC_BENCH_WARMUP_SECS", 2));
     let rounds = env_u64("PGXC_BENCH_ROUNDS", 2).max(1);
     let clients = env_u64("PGXC_BENCH_CLIENTS", 64).max(1) as usize;
-    let shapes: Vec<Shape> = match env_choice("PGXC_BENCH_SHAPES", "both").as_str() {
+    let shapes: Vec<Shape> = match env_choice("PGXC_BENCH_SHAPES", "all").as_str() {
         "conns" => vec![Shape::Conns],
         "shared" => vec![Shape::Shared],
-        _ => vec![Shape::Conns, Shape::Shared],
+        "embedded" => vec![Shape::Embedded],
+        _ => vec![Shape::Conns, Shape::Shared, Shape::Embedded],
     };
     let setups: Vec<Setup> = match env_choice("PGXC_BENCH_SETUPS", "both").as_str() {
         "raft" => vec![Setup::Raft],
