@@ -119,8 +119,11 @@ impl GtmProxy {
         spawn_cancellable(&shared.shutdown, reap_detached(shared.clone()));
         spawn_cancellable(
             &shared.shutdown,
-            accept_loop(listener, shared.clone())
-                .instrument(tracing::info_span!("gtm_proxy", %addr)),
+            crate::tasks::accept_loop(listener, shared.shutdown.clone(), "gtm proxy", {
+                let shared = shared.clone();
+                move |stream, _conn| serve_conn(stream, shared.clone())
+            })
+            .instrument(tracing::info_span!("gtm_proxy", %addr)),
         );
         tracing::info!(%addr, session = ?upstream.session(), "gtm proxy started");
         Ok(GtmProxy {
@@ -145,28 +148,6 @@ impl GtmProxy {
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         tracing::info!(addr = %self.addr, "gtm proxy stopped");
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<ProxyShared>) {
-    let mut next_conn: u64 = 1;
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let conn = next_conn;
-                next_conn += 1;
-                let _ = stream.set_nodelay(true);
-                let span = tracing::debug_span!("gtm_proxy_conn", conn, %peer);
-                spawn_cancellable(
-                    &shared.shutdown,
-                    serve_conn(stream, shared.clone()).instrument(span),
-                );
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
     }
 }
 

@@ -393,8 +393,11 @@ impl GtmServer {
         );
         spawn_cancellable(
             &shared.shutdown,
-            accept_loop(listener, shared.clone())
-                .instrument(tracing::info_span!("gtm_accept", node = cfg.id, %addr)),
+            crate::tasks::accept_loop(listener, shared.shutdown.clone(), "gtm", {
+                let shared = shared.clone();
+                move |stream, conn| serve_conn(stream, conn, shared.clone())
+            })
+            .instrument(tracing::info_span!("gtm_accept", node = cfg.id, %addr)),
         );
         tracing::info!(node = cfg.id, %addr, "gtm server started");
         Ok(GtmServer { addr, shared, stop })
@@ -417,28 +420,6 @@ impl GtmServer {
             raft_glue::shutdown(node).await;
         }
         tracing::info!(addr = %self.addr, "gtm server stopped");
-    }
-}
-
-async fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
-    let mut next_conn: ConnId = 1;
-    loop {
-        match listener.accept().await {
-            Ok((stream, peer)) => {
-                let conn = next_conn;
-                next_conn += 1;
-                let _ = stream.set_nodelay(true);
-                let span = tracing::debug_span!("gtm_conn", conn, %peer);
-                spawn_cancellable(
-                    &shared.shutdown,
-                    serve_conn(stream, conn, shared.clone()).instrument(span),
-                );
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "accept failed");
-                tokio::time::sleep(Duration::from_millis(10)).await;
-            }
-        }
     }
 }
 
