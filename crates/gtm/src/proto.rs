@@ -297,6 +297,25 @@ pub struct NodeStatus {
     pub recovering: bool,
 }
 
+impl NodeStatus {
+    /// A report for node `id` in `role` with every counter zero and no leader or members known; callers fill
+    /// in what they know.
+    pub fn blank(id: NodeId, role: &str) -> NodeStatus {
+        NodeStatus {
+            id,
+            role: role.to_string(),
+            leader: None,
+            term: 0,
+            last_applied: 0,
+            members: Vec::new(),
+            next_gxid: 0,
+            gxid_reserved_upto: 0,
+            running: 0,
+            recovering: false,
+        }
+    }
+}
+
 /// One GTM response.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Response {

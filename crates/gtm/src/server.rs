@@ -172,18 +172,7 @@ impl Repl {
     /// Build the raft/durable part of a status report.
     fn status(&self) -> NodeStatus {
         let mut st = match &self.kind {
-            Mode::Memory => NodeStatus {
-                id: self.id,
-                role: "leader".into(),
-                leader: None,
-                term: 0,
-                last_applied: 0,
-                members: Vec::new(),
-                next_gxid: 0,
-                gxid_reserved_upto: 0,
-                running: 0,
-                recovering: false,
-            },
+            Mode::Memory => NodeStatus::blank(self.id, "leader"),
             Mode::Raft(node) => raft_glue::status(node, self.id),
         };
         st.gxid_reserved_upto = self
@@ -223,18 +212,7 @@ mod raft_glue {
         (m.state == ServerState::Leader && m.current_leader == Some(n.id)).then_some(m.current_term)
     }
     pub(super) fn status(node: &Node, id: NodeId) -> NodeStatus {
-        let mut st = NodeStatus {
-            id,
-            role: "shutdown".into(),
-            leader: None,
-            term: 0,
-            last_applied: 0,
-            members: Vec::new(),
-            next_gxid: 0,
-            gxid_reserved_upto: 0,
-            running: 0,
-            recovering: false,
-        };
+        let mut st = NodeStatus::blank(id, "shutdown");
         let Ok(n) = node.try_read() else { return st };
         let m = n.metrics();
         st.role = match m.state {

@@ -433,16 +433,11 @@ impl LeaderState {
             },
             Request::CreateBarrier { id } => Step::Propose(Command::Barrier { id: id.clone() }),
             Request::Status => Step::Reply(Response::Status(NodeStatus {
-                id: 0,
-                role: "leader".into(),
-                leader: None,
-                term: 0,
-                last_applied: 0,
-                members: Vec::new(),
                 next_gxid: self.next_gxid,
                 gxid_reserved_upto: durable.gxid_reserved_upto,
                 running: self.running_count(),
                 recovering: self.recovering,
+                ..NodeStatus::blank(0, "leader")
             })),
             Request::Admin(_) => err(PgError::new(
                 SqlState::FeatureNotSupported,
