@@ -25,6 +25,10 @@ pub enum SqlState {
     InvalidParameterValue,
     /// 2200H sequence_generator_limit_exceeded (`nextval: reached maximum value of sequence`).
     SequenceGeneratorLimitExceeded,
+    /// 23505 unique_violation (`duplicate key value violates unique constraint "name"`).
+    UniqueViolation,
+    /// 25000 invalid_transaction_state (e.g. an operation on a transaction that already ended or failed).
+    InvalidTransactionState,
     /// 25P02 in_failed_sql_transaction.
     InFailedSqlTransaction,
     /// 40001 serialization_failure.
@@ -43,6 +47,10 @@ pub enum SqlState {
     DuplicateObject,
     /// 55000 object_not_in_prerequisite_state (`currval of sequence "s" is not yet defined in this session`).
     ObjectNotInPrerequisiteState,
+    /// 55P03 lock_not_available (`canceling statement due to lock timeout`, `could not obtain lock`).
+    LockNotAvailable,
+    /// 57014 query_canceled (`canceling statement due to user request`).
+    QueryCanceled,
     /// 57P01 admin_shutdown.
     AdminShutdown,
     /// 57P03 cannot_connect_now: the server is starting, recovering, or not the leader.
@@ -68,6 +76,8 @@ impl SqlState {
             NumericValueOutOfRange => "22003",
             InvalidParameterValue => "22023",
             SequenceGeneratorLimitExceeded => "2200H",
+            UniqueViolation => "23505",
+            InvalidTransactionState => "25000",
             InFailedSqlTransaction => "25P02",
             SerializationFailure => "40001",
             DeadlockDetected => "40P01",
@@ -77,6 +87,8 @@ impl SqlState {
             DuplicateTable => "42P07",
             DuplicateObject => "42710",
             ObjectNotInPrerequisiteState => "55000",
+            LockNotAvailable => "55P03",
+            QueryCanceled => "57014",
             AdminShutdown => "57P01",
             CannotConnectNow => "57P03",
             IoError => "58030",

@@ -168,6 +168,11 @@ impl Kv {
         }
     }
 
+    /// The redb database, for the MVCC store in this crate.
+    pub(crate) fn db(&self) -> &redb::Database {
+        &self.inner.db
+    }
+
     /// The file name of this database on its disk.
     pub fn name(&self) -> &str {
         &self.inner.name

@@ -52,7 +52,9 @@
 
 mod disk;
 mod error;
+pub mod keycode;
 mod kv;
+pub mod mvcc;
 mod sim;
 
 pub use disk::Disk;
