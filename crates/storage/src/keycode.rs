@@ -46,7 +46,11 @@ pub fn encode_datum(d: &KeyDatum, out: &mut Vec<u8>) {
                 *f
             };
             let bits = f.to_bits();
-            let ordered = if bits >> 63 == 1 { !bits } else { bits | (1 << 63) };
+            let ordered = if bits >> 63 == 1 {
+                !bits
+            } else {
+                bits | (1 << 63)
+            };
             out.extend_from_slice(&ordered.to_be_bytes());
         }
         KeyDatum::Bytes(b) => {
@@ -72,7 +76,7 @@ pub fn encode_key(cols: &[KeyDatum]) -> crate::mvcc::IndexKey {
     }
     crate::mvcc::IndexKey {
         bytes,
-        has_null: cols.iter().any(|c| *c == KeyDatum::Null),
+        has_null: cols.contains(&KeyDatum::Null),
     }
 }
 
@@ -90,9 +94,20 @@ mod tests {
     #[test]
     fn nulls_last_and_float_order() {
         assert!(enc(&KeyDatum::Int(i64::MAX)) < enc(&KeyDatum::Null));
-        let fs = [f64::NEG_INFINITY, -1.5, -0.0, 0.0, 2.0, f64::INFINITY, f64::NAN];
+        let fs = [
+            f64::NEG_INFINITY,
+            -1.5,
+            -0.0,
+            0.0,
+            2.0,
+            f64::INFINITY,
+            f64::NAN,
+        ];
         for w in fs.windows(2) {
-            assert!(enc(&KeyDatum::Float(w[0])) <= enc(&KeyDatum::Float(w[1])), "{w:?}");
+            assert!(
+                enc(&KeyDatum::Float(w[0])) <= enc(&KeyDatum::Float(w[1])),
+                "{w:?}"
+            );
         }
         assert_eq!(enc(&KeyDatum::Float(-0.0)), enc(&KeyDatum::Float(0.0)));
     }

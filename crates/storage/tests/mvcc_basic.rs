@@ -2,9 +2,11 @@
 //! prepared transactions and restart.
 #![cfg(not(madsim))]
 
-use pgxc_common::{Gxid, Snapshot, SqlState};
+use pgxc_common::SqlState;
 use pgxc_storage::keycode::{encode_key, KeyDatum};
-use pgxc_storage::mvcc::{IndexKey, Isolation, LocalGtm, KeyRange, Outcome, PrepareInfo, RelId, Store, StoreConfig, Txn};
+use pgxc_storage::mvcc::{
+    IndexKey, Isolation, KeyRange, LocalGtm, Outcome, PrepareInfo, RelId, Store, StoreConfig, Txn,
+};
 use pgxc_storage::Disk;
 
 type Gtm = LocalGtm;
@@ -44,9 +46,14 @@ async fn insert_update_delete_and_restart() {
 
     let mut t = start(&store, &mut gtm, Isolation::ReadCommitted);
     let table = t.create_table("t").await.unwrap();
-    let idx = t.create_index(table, "t_pkey", true, |_| Ok(key(0))).await.unwrap();
+    let idx = t
+        .create_index(table, "t_pkey", true, |_| Ok(key(0)))
+        .await
+        .unwrap();
     for i in 1..=5 {
-        t.insert(table, &row(i, "a"), &[(idx, key(i))]).await.unwrap();
+        t.insert(table, &row(i, "a"), &[(idx, key(i))])
+            .await
+            .unwrap();
     }
     // Own writes are visible to the next command, not the current one.
     assert!(all(&mut t, table).await.is_empty());
@@ -59,13 +66,24 @@ async fn insert_update_delete_and_restart() {
     // A concurrent reader with an old snapshot keeps seeing the old values.
     let mut old = start(&store, &mut gtm, Isolation::RepeatableRead);
     let mut w = start(&store, &mut gtm, Isolation::ReadCommitted);
-    let mut scan = w.index_scan(idx, KeyRange::eq(&key(3).bytes), false).await.unwrap();
+    let mut scan = w
+        .index_scan(idx, KeyRange::eq(&key(3).bytes), false)
+        .await
+        .unwrap();
     let rows = w.next(&mut scan, 10).await.unwrap();
     assert_eq!(rows.len(), 1);
-    let o = w.update(table, rows[0].tid, &row(3, "b"), &[(idx, key(3))]).await.unwrap();
+    let o = w
+        .update(table, rows[0].tid, &row(3, "b"), &[(idx, key(3))])
+        .await
+        .unwrap();
     assert!(matches!(o, Outcome::Done(_)));
     // Updating it again in the same command is SelfModified.
-    assert_eq!(w.update(table, rows[0].tid, &row(3, "c"), &[(idx, key(3))]).await.unwrap(), Outcome::SelfModified);
+    assert_eq!(
+        w.update(table, rows[0].tid, &row(3, "c"), &[(idx, key(3))])
+            .await
+            .unwrap(),
+        Outcome::SelfModified
+    );
     let wx = w.xid();
     w.commit().await.unwrap();
     gtm.end(wx);
@@ -76,7 +94,10 @@ async fn insert_update_delete_and_restart() {
 
     // Unique violation.
     let mut d = start(&store, &mut gtm, Isolation::ReadCommitted);
-    let err = d.insert(table, &row(2, "dup"), &[(idx, key(2))]).await.unwrap_err();
+    let err = d
+        .insert(table, &row(2, "dup"), &[(idx, key(2))])
+        .await
+        .unwrap_err();
     assert_eq!(err.code, SqlState::UniqueViolation);
     let dx = d.xid();
     drop(d);
@@ -84,11 +105,23 @@ async fn insert_update_delete_and_restart() {
 
     // Prepare a delete, restart, commit it.
     let mut p = start(&store, &mut gtm, Isolation::ReadCommitted);
-    let mut scan = p.index_scan(idx, KeyRange::eq(&key(1).bytes), false).await.unwrap();
+    let mut scan = p
+        .index_scan(idx, KeyRange::eq(&key(1).bytes), false)
+        .await
+        .unwrap();
     let r = p.next(&mut scan, 10).await.unwrap();
     assert_eq!(p.delete(table, r[0].tid).await.unwrap(), Outcome::Done(()));
     let px = p.xid();
-    p.prepare("g1", PrepareInfo { prepared_at: 0, owner: "u".into(), database: "d".into() }).await.unwrap();
+    p.prepare(
+        "g1",
+        PrepareInfo {
+            prepared_at: 0,
+            owner: "u".into(),
+            database: "d".into(),
+        },
+    )
+    .await
+    .unwrap();
     drop(store);
 
     let store = Store::open(&disk, "dn.redb", StoreConfig::default()).unwrap();
@@ -107,7 +140,9 @@ async fn insert_update_delete_and_restart() {
     drop(r);
     let lsn = store.next_lsn();
     assert!(lsn.0 > 10, "change log has records: {lsn:?}");
-    let recs = store.changes_since(pgxc_storage::mvcc::Lsn(1), 1000).unwrap();
+    let recs = store
+        .changes_since(pgxc_storage::mvcc::Lsn(1), 1000)
+        .unwrap();
     assert_eq!(recs.len() as u64, lsn.0 - 1);
     assert!(recs.windows(2).all(|w| w[0].lsn < w[1].lsn));
 }

@@ -169,30 +169,53 @@ impl Store {
             for req in batch {
                 // Resolve the transaction and check the request.
                 let (xid, check) = match &req.kind {
-                    EndKind::Commit => (req.xid, (st.status(req.xid) == XidStatus::InProgress).then_some(()).ok_or_else(|| {
-                        PgError::new(SqlState::InvalidTransactionState, format!("transaction {} is not in progress", req.xid))
-                    })),
+                    EndKind::Commit => (
+                        req.xid,
+                        (st.status(req.xid) == XidStatus::InProgress)
+                            .then_some(())
+                            .ok_or_else(|| {
+                                PgError::new(
+                                    SqlState::InvalidTransactionState,
+                                    format!("transaction {} is not in progress", req.xid),
+                                )
+                            }),
+                    ),
                     EndKind::Prepare { gid, .. } => {
                         if st.prepared.contains_key(gid) || claimed.contains(gid) {
-                            (req.xid, Err(PgError::new(
-                                SqlState::DuplicateObject,
-                                format!("transaction identifier \"{gid}\" is already in use"),
-                            )))
+                            (
+                                req.xid,
+                                Err(PgError::new(
+                                    SqlState::DuplicateObject,
+                                    format!("transaction identifier \"{gid}\" is already in use"),
+                                )),
+                            )
                         } else if st.status(req.xid) != XidStatus::InProgress {
-                            (req.xid, Err(PgError::new(SqlState::InvalidTransactionState, format!("transaction {} is not in progress", req.xid))))
+                            (
+                                req.xid,
+                                Err(PgError::new(
+                                    SqlState::InvalidTransactionState,
+                                    format!("transaction {} is not in progress", req.xid),
+                                )),
+                            )
                         } else {
                             (req.xid, Ok(()))
                         }
                     }
-                    EndKind::CommitPrepared { gid } | EndKind::RollbackPrepared { gid } => {
-                        match st.prepared.get(gid) {
-                            Some(p) if !claimed.contains(gid) => (p.xid, Ok(())),
-                            _ => (req.xid, Err(PgError::new(
+                    EndKind::CommitPrepared { gid } | EndKind::RollbackPrepared { gid } => match st
+                        .prepared
+                        .get(gid)
+                    {
+                        Some(p) if !claimed.contains(gid) => (p.xid, Ok(())),
+                        _ => (
+                            req.xid,
+                            Err(PgError::new(
                                 SqlState::UndefinedObject,
-                                format!("prepared transaction with identifier \"{gid}\" does not exist"),
-                            ))),
-                        }
-                    }
+                                format!(
+                                    "prepared transaction with identifier \"{gid}\" does not exist"
+                                ),
+                            )),
+                        ),
+                    },
                 };
                 if let Err(e) = check {
                     let _ = req.done.send(Err(e));
@@ -203,11 +226,19 @@ impl Store {
                 let commits = matches!(req.kind, EndKind::Commit | EndKind::CommitPrepared { .. });
                 let rolls_back = matches!(req.kind, EndKind::RollbackPrepared { .. });
                 if commits || rolls_back {
-                    let touched: Vec<RelEntry> =
-                        st.catalog.values().filter(|e| e.pending_for(xid)).cloned().collect();
+                    let touched: Vec<RelEntry> = st
+                        .catalog
+                        .values()
+                        .filter(|e| e.pending_for(xid))
+                        .cloned()
+                        .collect();
                     for e in touched {
                         let id = e.def.id;
-                        let (after, gone) = if commits { e.on_commit(xid) } else { e.on_abort(xid) };
+                        let (after, gone) = if commits {
+                            e.on_commit(xid)
+                        } else {
+                            e.on_abort(xid)
+                        };
                         match &after {
                             Some(a) => plan.cat_put.push((id.0, encode(a))),
                             None => plan.cat_del.push(id.0),
@@ -226,9 +257,17 @@ impl Store {
                     }
                     EndKind::Prepare { gid, info } => {
                         let locks = st.locks.locks_of(xid);
-                        records.push(Change::Prepare { gid: gid.clone(), locks: locks.clone() });
+                        records.push(Change::Prepare {
+                            gid: gid.clone(),
+                            locks: locks.clone(),
+                        });
                         plan.clog_put.push((xid.0, 3));
-                        let p = PreparedXact { xid, gid: gid.clone(), info: info.clone(), locks };
+                        let p = PreparedXact {
+                            xid,
+                            gid: gid.clone(),
+                            info: info.clone(),
+                            locks,
+                        };
                         plan.prep_put.push((gid.clone(), encode(&p)));
                         claimed.push(gid.clone());
                         prepared = Some(p);
@@ -250,10 +289,18 @@ impl Store {
                 for change in records {
                     let lsn = Lsn(st.next_lsn);
                     st.next_lsn += 1;
-                    plan.wal.push((lsn.0, encode(&ChangeRecord { lsn, xid, change })));
+                    plan.wal
+                        .push((lsn.0, encode(&ChangeRecord { lsn, xid, change })));
                     last = lsn;
                 }
-                accepted.push(Accepted { xid, kind: req.kind, lsn: last, catalog, prepared, done: req.done });
+                accepted.push(Accepted {
+                    xid,
+                    kind: req.kind,
+                    lsn: last,
+                    catalog,
+                    prepared,
+                    done: req.done,
+                });
             }
         }
         if accepted.is_empty() {
@@ -320,7 +367,12 @@ impl Store {
             let inner = self.inner.clone();
             tokio::task::spawn_blocking(move || write_plan(inner.kv.db(), plan))
                 .await
-                .unwrap_or_else(|e| Err(PgError::new(SqlState::InternalError, format!("commit writer failed: {e}"))))
+                .unwrap_or_else(|e| {
+                    Err(PgError::new(
+                        SqlState::InternalError,
+                        format!("commit writer failed: {e}"),
+                    ))
+                })
         }
     }
 
@@ -329,8 +381,14 @@ impl Store {
     ///
     /// Errors: 42704 if no transaction is prepared with `gid`; 58030 on disk failure.
     pub async fn commit_prepared(&self, gid: &str) -> Result<Lsn, PgError> {
-        self.submit_end(Gxid(0), EndKind::CommitPrepared { gid: gid.to_string() }, Vec::new())
-            .await
+        self.submit_end(
+            Gxid(0),
+            EndKind::CommitPrepared {
+                gid: gid.to_string(),
+            },
+            Vec::new(),
+        )
+        .await
     }
 
     /// `ROLLBACK PREPARED 'gid'`, from any session: discards the prepared transaction's
@@ -338,12 +396,21 @@ impl Store {
     ///
     /// Errors: 42704 if no transaction is prepared with `gid`; 58030 on disk failure.
     pub async fn rollback_prepared(&self, gid: &str) -> Result<Lsn, PgError> {
-        self.submit_end(Gxid(0), EndKind::RollbackPrepared { gid: gid.to_string() }, Vec::new())
-            .await
+        self.submit_end(
+            Gxid(0),
+            EndKind::RollbackPrepared {
+                gid: gid.to_string(),
+            },
+            Vec::new(),
+        )
+        .await
     }
 }
 
+/// Compile-time check: the store's futures can run on a multi-threaded runtime.
 #[allow(unused)]
-fn _assert_send(s: Store) -> impl std::future::Future<Output = Result<Lsn, PgError>> + Send {
-    async move { s.commit_prepared("x").await }
+async fn _assert_send(s: Store) {
+    fn send<T: Send>(_: &T) {}
+    let f = s.commit_prepared("x");
+    send(&f);
 }

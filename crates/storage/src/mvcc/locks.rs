@@ -36,7 +36,11 @@ impl LockMode {
     /// PostgreSQL's lock conflict table (Table 13.2 of the PostgreSQL 15 manual).
     pub fn conflicts(self, other: LockMode) -> bool {
         use LockMode::*;
-        let (a, b) = if self <= other { (self, other) } else { (other, self) };
+        let (a, b) = if self <= other {
+            (self, other)
+        } else {
+            (other, self)
+        };
         match a {
             AccessShare => b == AccessExclusive,
             RowShare => b >= Exclusive,
@@ -79,6 +83,8 @@ pub(crate) enum WaitRefused {
 pub(crate) struct LockTable {
     /// Relation → its holders, in grant order.
     holders: BTreeMap<RelId, Vec<(Gxid, LockMode)>>,
+    /// Relation → requests waiting for it, in arrival order (PostgreSQL's wait queue).
+    queue: BTreeMap<RelId, Vec<(Gxid, LockMode)>>,
     /// Transaction → the relation locks it holds (for release).
     held: HashMap<Gxid, Vec<(RelId, LockMode)>>,
     /// Waiter → the transaction it waits for.
@@ -88,8 +94,11 @@ pub(crate) struct LockTable {
 }
 
 impl LockTable {
-    /// Try to grant `mode` on `rel` to `xid`: `Ok(())` if granted (or already held), `Err(h)`
-    /// naming the first other holder whose mode conflicts.
+    /// Try to grant `mode` on `rel` to `xid`: `Ok(())` if granted (or already held), `Err(x)`
+    /// naming the first other holder whose mode conflicts or, as PostgreSQL queues lock requests,
+    /// the first conflicting request queued before this one (unless `xid` already holds a lock
+    /// on `rel`, which lets it jump the queue as PostgreSQL does to avoid needless deadlocks).
+    /// A granted request leaves the queue.
     pub(crate) fn try_lock(&mut self, xid: Gxid, rel: RelId, mode: LockMode) -> Result<(), Gxid> {
         let list = self.holders.entry(rel).or_default();
         if list.iter().any(|(x, m)| *x == xid && *m == mode) {
@@ -98,9 +107,42 @@ impl LockTable {
         if let Some((h, _)) = list.iter().find(|(x, m)| *x != xid && m.conflicts(mode)) {
             return Err(*h);
         }
+        let holds_some = list.iter().any(|(x, _)| *x == xid);
+        if !holds_some {
+            if let Some(q) = self.queue.get(&rel) {
+                for (x, m) in q {
+                    if *x == xid {
+                        break;
+                    }
+                    if m.conflicts(mode) {
+                        return Err(*x);
+                    }
+                }
+            }
+        }
         list.push((xid, mode));
         self.held.entry(xid).or_default().push((rel, mode));
+        self.dequeue(xid, rel);
         Ok(())
+    }
+
+    /// Queue `xid`'s request for `mode` on `rel` (it is about to wait), keeping its place if
+    /// already queued.
+    pub(crate) fn enqueue(&mut self, xid: Gxid, rel: RelId, mode: LockMode) {
+        let q = self.queue.entry(rel).or_default();
+        if !q.iter().any(|(x, _)| *x == xid) {
+            q.push((xid, mode));
+        }
+    }
+
+    /// Remove `xid`'s queued request on `rel` (granted, timed out, cancelled or deadlocked).
+    pub(crate) fn dequeue(&mut self, xid: Gxid, rel: RelId) {
+        if let Some(q) = self.queue.get_mut(&rel) {
+            q.retain(|(x, _)| *x != xid);
+            if q.is_empty() {
+                self.queue.remove(&rel);
+            }
+        }
     }
 
     /// Whether `xid` holds a lock on `rel` of `mode` or a stronger one (tests).
@@ -129,6 +171,10 @@ impl LockTable {
             }
         }
         self.edges.remove(&xid);
+        for q in self.queue.values_mut() {
+            q.retain(|(x, _)| *x != xid);
+        }
+        self.queue.retain(|_, q| !q.is_empty());
         if let Some(ws) = self.waiters.remove(&xid) {
             for w in ws {
                 let _ = w.send(());
@@ -154,7 +200,10 @@ impl LockTable {
                 None => break,
             }
             steps += 1;
-            assert!(steps <= self.edges.len(), "wait-for graph has a cycle not through the waiter");
+            assert!(
+                steps <= self.edges.len(),
+                "wait-for graph has a cycle not through the waiter"
+            );
         }
         let (tx, rx) = tokio::sync::oneshot::channel();
         self.edges.insert(waiter, holder);
@@ -208,7 +257,10 @@ mod tests {
         let mut t = LockTable::default();
         let _r1 = t.start_wait(Gxid(1), Gxid(2)).unwrap();
         let _r2 = t.start_wait(Gxid(2), Gxid(3)).unwrap();
-        assert_eq!(t.start_wait(Gxid(3), Gxid(1)).unwrap_err(), WaitRefused::Deadlock);
+        assert_eq!(
+            t.start_wait(Gxid(3), Gxid(1)).unwrap_err(),
+            WaitRefused::Deadlock
+        );
         t.end(Gxid(3));
         assert!(t.start_wait(Gxid(4), Gxid(1)).is_ok());
     }
@@ -219,9 +271,15 @@ mod tests {
         let r = RelId(5);
         t.try_lock(Gxid(1), r, LockMode::RowExclusive).unwrap();
         t.try_lock(Gxid(2), r, LockMode::RowExclusive).unwrap();
-        assert_eq!(t.try_lock(Gxid(3), r, LockMode::AccessExclusive), Err(Gxid(1)));
+        assert_eq!(
+            t.try_lock(Gxid(3), r, LockMode::AccessExclusive),
+            Err(Gxid(1))
+        );
         t.end(Gxid(1));
-        assert_eq!(t.try_lock(Gxid(3), r, LockMode::AccessExclusive), Err(Gxid(2)));
+        assert_eq!(
+            t.try_lock(Gxid(3), r, LockMode::AccessExclusive),
+            Err(Gxid(2))
+        );
         t.end(Gxid(2));
         t.try_lock(Gxid(3), r, LockMode::AccessExclusive).unwrap();
         assert!(t.holds(Gxid(3), r, LockMode::Share));

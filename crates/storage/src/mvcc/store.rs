@@ -41,9 +41,9 @@ pub(crate) fn be(x: u64) -> [u8; 8] {
 }
 
 pub(crate) fn from_be(b: &[u8]) -> Result<u64, StorageError> {
-    b.try_into()
-        .map(u64::from_be_bytes)
-        .map_err(|_| StorageError::Corruption(format!("expected an 8-byte key, got {} bytes", b.len())))
+    b.try_into().map(u64::from_be_bytes).map_err(|_| {
+        StorageError::Corruption(format!("expected an 8-byte key, got {} bytes", b.len()))
+    })
 }
 
 pub(crate) fn corrupt(what: &str, e: impl std::fmt::Display) -> PgError {
@@ -120,7 +120,8 @@ pub struct VacuumStats {
 /// A local transaction that has begun and not ended.
 #[derive(Clone, Debug)]
 pub(crate) struct Active {
-    /// The smallest xmin of any snapshot it has used (bounds vacuum).
+    /// The xmin of the snapshot it uses now (bounds vacuum; READ COMMITTED moves it forward with
+    /// each statement's snapshot).
     pub xmin: Gxid,
 }
 
@@ -172,7 +173,8 @@ impl State {
         self.catalog
             .values()
             .filter(|e| {
-                e.visible_to(xid) && matches!(e.def.kind, RelKind::Index { table: t, .. } if t == table)
+                e.visible_to(xid)
+                    && matches!(e.def.kind, RelKind::Index { table: t, .. } if t == table)
             })
             .collect()
     }
@@ -182,7 +184,9 @@ impl State {
         match &self.poisoned {
             Some(m) => Err(PgError::new(
                 SqlState::IoError,
-                format!("datanode storage is unusable after a failed write ({m}); restart the datanode"),
+                format!(
+                    "datanode storage is unusable after a failed write ({m}); restart the datanode"
+                ),
             )),
             None => Ok(()),
         }
@@ -234,7 +238,10 @@ impl Store {
         {
             let r = db.begin_read().map_err(io)?;
             let format = match r.open_table(tdef(META)) {
-                Ok(t) => t.get(b"format".as_slice()).map_err(io)?.map(|v| v.value().to_vec()),
+                Ok(t) => t
+                    .get(b"format".as_slice())
+                    .map_err(io)?
+                    .map(|v| v.value().to_vec()),
                 Err(redb::TableError::TableDoesNotExist(_)) => None,
                 Err(e) => return Err(io(e)),
             };
@@ -277,7 +284,10 @@ impl Store {
                 Err(e) => Err(io(e)),
             };
             if let Some(t) = open(META)? {
-                for (k, into) in [(b"next_rel".as_slice(), &mut st.next_rel), (b"next_sid", &mut st.next_sid)] {
+                for (k, into) in [
+                    (b"next_rel".as_slice(), &mut st.next_rel),
+                    (b"next_sid", &mut st.next_sid),
+                ] {
                     if let Some(v) = t.get(k).map_err(io)? {
                         *into = from_be(v.value())?;
                     }
@@ -290,7 +300,12 @@ impl Store {
                     let s = match v.value() {
                         [1] => XidStatus::Committed,
                         [3] => XidStatus::Prepared,
-                        other => return Err(corrupt("commit log", format!("bad status {other:?} for {x}"))),
+                        other => {
+                            return Err(corrupt(
+                                "commit log",
+                                format!("bad status {other:?} for {x}"),
+                            ))
+                        }
                     };
                     st.clog.insert(x, s);
                 }
@@ -314,7 +329,10 @@ impl Store {
                     let p: PreparedXact =
                         postcard::from_bytes(v.value()).map_err(|e| corrupt("prepared", e))?;
                     if st.status(p.xid) != XidStatus::Prepared {
-                        return Err(corrupt("prepared", format!("{} is not prepared in the commit log", p.gid)));
+                        return Err(corrupt(
+                            "prepared",
+                            format!("{} is not prepared in the commit log", p.gid),
+                        ));
                     }
                     for (rel, mode) in &p.locks {
                         let _ = st.locks.try_lock(p.xid, *rel, *mode);
@@ -334,11 +352,17 @@ impl Store {
             let mut cat = w.open_table(tdef(CATALOG)).map_err(io)?;
             let ids: Vec<RelId> = st.catalog.keys().copied().collect();
             for id in ids {
-                let Some(entry) = st.catalog.get(&id).cloned() else { continue };
-                let pending: Vec<Gxid> = [entry.created_by, entry.dropped_by, entry.truncated.map(|t| t.0)]
-                    .into_iter()
-                    .flatten()
-                    .collect();
+                let Some(entry) = st.catalog.get(&id).cloned() else {
+                    continue;
+                };
+                let pending: Vec<Gxid> = [
+                    entry.created_by,
+                    entry.dropped_by,
+                    entry.truncated.map(|t| t.0),
+                ]
+                .into_iter()
+                .flatten()
+                .collect();
                 let mut cur = Some(entry.clone());
                 for x in pending {
                     let Some(e) = cur.take() else { break };
@@ -352,7 +376,8 @@ impl Store {
                     match &cur {
                         Some(e) => {
                             let bytes = super::commit::encode(e);
-                            cat.insert(be(id.0).as_slice(), bytes.as_slice()).map_err(io)?;
+                            cat.insert(be(id.0).as_slice(), bytes.as_slice())
+                                .map_err(io)?;
                             st.catalog.insert(id, e.clone());
                         }
                         None => {
@@ -370,7 +395,11 @@ impl Store {
                 live_sids.push(s);
             }
         }
-        let names: Vec<String> = w.list_tables().map_err(io)?.map(|h| h.name().to_string()).collect();
+        let names: Vec<String> = w
+            .list_tables()
+            .map_err(io)?
+            .map(|h| h.name().to_string())
+            .collect();
         for name in names {
             let sid = name
                 .strip_prefix("heap.")
@@ -411,9 +440,11 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, PgError>,
     ) -> Result<R, PgError> {
+        // Lock order: the redb write lock first, then the state mutex (the group-commit flusher
+        // holds the redb lock during its fsync without the state mutex, so readers go on).
+        let mut w = self.db().begin_write().map_err(io)?;
         let st = self.state();
         st.check_usable()?;
-        let mut w = self.db().begin_write().map_err(io)?;
         let durable = st.deferred + 1 >= MAX_DEFERRED_WRITES;
         w.set_durability(if durable {
             redb::Durability::Immediate
@@ -437,11 +468,19 @@ impl Store {
     ///
     /// Errors: XX000 if `xid` is invalid or already began here (the GTM never reissues a GXID;
     /// seeing one twice is a bug elsewhere), 58030 if the store is poisoned.
-    pub fn begin(&self, xid: Gxid, isolation: Isolation, snapshot: Snapshot) -> Result<Txn, PgError> {
+    pub fn begin(
+        &self,
+        xid: Gxid,
+        isolation: Isolation,
+        snapshot: Snapshot,
+    ) -> Result<Txn, PgError> {
         let mut st = self.state();
         st.check_usable()?;
         if !xid.is_valid() {
-            return Err(PgError::new(SqlState::InternalError, format!("invalid transaction id {xid}")));
+            return Err(PgError::new(
+                SqlState::InternalError,
+                format!("invalid transaction id {xid}"),
+            ));
         }
         if st.clog.contains_key(&xid) || st.active.contains_key(&xid) {
             return Err(PgError::new(
@@ -450,9 +489,17 @@ impl Store {
             ));
         }
         if let Err(e) = snapshot.check() {
-            return Err(PgError::new(SqlState::InternalError, format!("invalid snapshot: {e}")));
+            return Err(PgError::new(
+                SqlState::InternalError,
+                format!("invalid snapshot: {e}"),
+            ));
         }
-        st.active.insert(xid, Active { xmin: snapshot.xmin });
+        st.active.insert(
+            xid,
+            Active {
+                xmin: snapshot.xmin,
+            },
+        );
         st.clog.insert(xid, XidStatus::InProgress);
         drop(st);
         Ok(Txn::new(self.clone(), xid, isolation, snapshot))
@@ -515,9 +562,13 @@ impl Store {
         )?;
         rows.into_iter()
             .map(|(k, v)| {
-                let rec: ChangeRecord = postcard::from_bytes(&v).map_err(|e| corrupt("change log", e))?;
+                let rec: ChangeRecord =
+                    postcard::from_bytes(&v).map_err(|e| corrupt("change log", e))?;
                 if rec.lsn.0 != from_be(&k)? {
-                    return Err(corrupt("change log", format!("record {} stored at another LSN", rec.lsn)));
+                    return Err(corrupt(
+                        "change log",
+                        format!("record {} stored at another LSN", rec.lsn),
+                    ));
                 }
                 Ok(rec)
             })
@@ -531,7 +582,10 @@ impl Store {
         let (heap_sid, index_sids) = {
             let st = self.state();
             let e = st.catalog.get(&rel).ok_or_else(|| {
-                PgError::new(SqlState::UndefinedTable, format!("relation with OID {rel} does not exist"))
+                PgError::new(
+                    SqlState::UndefinedTable,
+                    format!("relation with OID {rel} does not exist"),
+                )
             })?;
             let idx: Vec<u64> = st
                 .catalog

@@ -156,7 +156,9 @@ impl Reader<'_> {
 /// format or an invalid field.
 pub fn decode_tuple(bytes: &[u8]) -> Result<(Header, &[u8]), StorageError> {
     if bytes.len() < 4 {
-        return Err(StorageError::Corruption("tuple shorter than its checksum".into()));
+        return Err(StorageError::Corruption(
+            "tuple shorter than its checksum".into(),
+        ));
     }
     let (body, crc) = bytes.split_at(bytes.len() - 4);
     let want = u32::from_be_bytes(crc.try_into().unwrap_or([0; 4]));

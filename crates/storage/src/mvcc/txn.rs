@@ -11,9 +11,13 @@ use redb::{ReadableDatabase, ReadableTable};
 use super::catalog::{heap_table, index_table, RelDef, RelEntry, RelId, RelKind};
 use super::commit::EndKind;
 use super::locks::{LockMode, WaitRefused};
-use super::store::{be, corrupt, from_be, io, tdef, PrepareInfo, State, Store, WriteCtx, CATALOG, META};
+use super::store::{
+    be, corrupt, from_be, io, tdef, PrepareInfo, State, Store, WriteCtx, CATALOG, META,
+};
 use super::tuple::{decode_tuple, encode_tuple, Header, RowLockStrength, Tid, XmaxKind};
-use super::visibility::{check_modify, unique_conflict, visible, Modify, UniqueCheck, Viewer, Visibility, XidStatus};
+use super::visibility::{
+    check_modify, unique_conflict, visible, Modify, UniqueCheck, Viewer, Visibility, XidStatus,
+};
 use super::wal::{Change, Lsn};
 
 /// Transaction isolation level. SERIALIZABLE is served as REPEATABLE READ (snapshot
@@ -42,7 +46,10 @@ pub struct IndexKey {
 impl IndexKey {
     /// A key without NULLs.
     pub fn new(bytes: Vec<u8>) -> IndexKey {
-        IndexKey { bytes, has_null: false }
+        IndexKey {
+            bytes,
+            has_null: false,
+        }
     }
 }
 
@@ -58,12 +65,18 @@ pub struct KeyRange {
 impl KeyRange {
     /// Every key.
     pub fn all() -> KeyRange {
-        KeyRange { lower: Bound::Unbounded, upper: Bound::Unbounded }
+        KeyRange {
+            lower: Bound::Unbounded,
+            upper: Bound::Unbounded,
+        }
     }
 
     /// Exactly `key`.
     pub fn eq(key: &[u8]) -> KeyRange {
-        KeyRange { lower: Bound::Included(key.to_vec()), upper: Bound::Included(key.to_vec()) }
+        KeyRange {
+            lower: Bound::Included(key.to_vec()),
+            upper: Bound::Included(key.to_vec()),
+        }
     }
 
     /// Every key starting with `prefix` (e.g. the encoding of leading columns of a
@@ -73,10 +86,16 @@ impl KeyRange {
         while let Some(last) = upper.pop() {
             if last < 0xff {
                 upper.push(last + 1);
-                return KeyRange { lower: Bound::Included(prefix.to_vec()), upper: Bound::Excluded(upper) };
+                return KeyRange {
+                    lower: Bound::Included(prefix.to_vec()),
+                    upper: Bound::Excluded(upper),
+                };
             }
         }
-        KeyRange { lower: Bound::Included(prefix.to_vec()), upper: Bound::Unbounded }
+        KeyRange {
+            lower: Bound::Included(prefix.to_vec()),
+            upper: Bound::Unbounded,
+        }
     }
 
     /// Keys within `(lower, upper)`.
@@ -252,17 +271,28 @@ impl WriteCtx<'_> {
     }
 
     /// Check `key` against unique index `idx_sid` of heap `heap_sid` for `xid`.
-    fn check_unique(&self, xid: Gxid, heap_sid: u64, idx_sid: u64, key: &[u8]) -> Result<UniqueCheck, PgError> {
+    fn check_unique(
+        &self,
+        xid: Gxid,
+        heap_sid: u64,
+        idx_sid: u64,
+        key: &[u8],
+    ) -> Result<UniqueCheck, PgError> {
         let idx = open_write(&self.w, &index_table(idx_sid))?;
         let heap = open_write(&self.w, &heap_table(heap_sid))?;
         let (lo, hi) = KeyRange::eq(key).entry_bounds();
         let range = idx
-            .range::<&[u8]>((lo.as_ref().map(Vec::as_slice), hi.as_ref().map(Vec::as_slice)))
+            .range::<&[u8]>((
+                lo.as_ref().map(Vec::as_slice),
+                hi.as_ref().map(Vec::as_slice),
+            ))
             .map_err(io)?;
         for e in range {
             let (k, _) = e.map_err(io)?;
             let tid = entry_tid(k.value())?;
-            let Some((h, _)) = read_tuple(&heap, tid)? else { continue };
+            let Some((h, _)) = read_tuple(&heap, tid)? else {
+                continue;
+            };
             match unique_conflict(&h, xid, |x| self.st.status(x)) {
                 UniqueCheck::Free => {}
                 other => return Ok(other),
@@ -276,14 +306,22 @@ impl WriteCtx<'_> {
         open_write(&self.w, &heap_table(sid))?
             .insert(be(tid.0).as_slice(), bytes.as_slice())
             .map_err(io)?;
-        Ok(Change::PutTuple { sid, tid, tuple: bytes })
+        Ok(Change::PutTuple {
+            sid,
+            tid,
+            tuple: bytes,
+        })
     }
 
     fn put_index(&self, sid: u64, key: &[u8], tid: Tid) -> Result<Change, PgError> {
         open_write(&self.w, &index_table(sid))?
             .insert(entry_key(key, tid).as_slice(), [].as_slice())
             .map_err(io)?;
-        Ok(Change::IndexInsert { sid, key: key.to_vec(), tid })
+        Ok(Change::IndexInsert {
+            sid,
+            key: key.to_vec(),
+            tid,
+        })
     }
 
     fn put_catalog(&self, e: &RelEntry) -> Result<(), PgError> {
@@ -296,8 +334,10 @@ impl WriteCtx<'_> {
 
     fn put_counters(&self, next_rel: u64, next_sid: u64) -> Result<(), PgError> {
         let mut m = open_write(&self.w, META)?;
-        m.insert(b"next_rel".as_slice(), be(next_rel).as_slice()).map_err(io)?;
-        m.insert(b"next_sid".as_slice(), be(next_sid).as_slice()).map_err(io)?;
+        m.insert(b"next_rel".as_slice(), be(next_rel).as_slice())
+            .map_err(io)?;
+        m.insert(b"next_sid".as_slice(), be(next_sid).as_slice())
+            .map_err(io)?;
         Ok(())
     }
 
@@ -330,9 +370,11 @@ impl WriteCtx<'_> {
         }
         let mut changes = Vec::new();
         for (id, sid, unique, name) in &indexes {
-            let key = &keys.iter().find(|(r, _)| r == id).map(|(_, k)| k).ok_or_else(|| {
-                PgError::new(SqlState::InternalError, "index key missing")
-            })?;
+            let key = &keys
+                .iter()
+                .find(|(r, _)| r == id)
+                .map(|(_, k)| k)
+                .ok_or_else(|| PgError::new(SqlState::InternalError, "index key missing"))?;
             if *unique && !key.has_null {
                 match self.check_unique(xid, heap_sid, *sid, &key.bytes)? {
                     UniqueCheck::Free => {}
@@ -407,12 +449,17 @@ impl Txn {
     }
 
     /// Start the next statement: later reads see this transaction's earlier writes
-    /// (PostgreSQL's `CommandCounterIncrement`).
+    /// (PostgreSQL's `CommandCounterIncrement`); a pending cancel is cleared.
     ///
     /// Errors: 54000-like XX000 after 2^32 − 1 statements.
     pub fn next_command(&mut self) -> Result<(), PgError> {
+        // A cancel aimed at the previous statement does not carry over.
+        self.cancel.0.send_replace(false);
         self.cid = self.cid.checked_add(1).ok_or_else(|| {
-            PgError::new(SqlState::InternalError, "cannot have more than 2^32-2 commands in a transaction")
+            PgError::new(
+                SqlState::InternalError,
+                "cannot have more than 2^32-2 commands in a transaction",
+            )
         })?;
         Ok(())
     }
@@ -429,7 +476,10 @@ impl Txn {
 
     fn check_open(&self) -> Result<(), PgError> {
         if self.ended {
-            return Err(PgError::new(SqlState::InvalidTransactionState, "transaction already ended"));
+            return Err(PgError::new(
+                SqlState::InvalidTransactionState,
+                "transaction already ended",
+            ));
         }
         Ok(())
     }
@@ -478,11 +528,20 @@ impl Txn {
     pub async fn lock_relation(&mut self, rel: RelId, mode: LockMode) -> Result<(), PgError> {
         self.check_open()?;
         loop {
-            let holder = match self.store.state().locks.try_lock(self.xid, rel, mode) {
-                Ok(()) => return Ok(()),
-                Err(h) => h,
+            let holder = {
+                let mut st = self.store.state();
+                match st.locks.try_lock(self.xid, rel, mode) {
+                    Ok(()) => return Ok(()),
+                    Err(h) => {
+                        st.locks.enqueue(self.xid, rel, mode);
+                        h
+                    }
+                }
             };
-            self.wait_for(holder).await?;
+            if let Err(e) = self.wait_for(holder).await {
+                self.store.state().locks.dequeue(self.xid, rel);
+                return Err(e);
+            }
         }
     }
 
@@ -497,19 +556,31 @@ impl Txn {
     fn table_entry(&self, st: &State, rel: RelId) -> Result<RelEntry, PgError> {
         let e = st.rel(rel, self.xid)?;
         if e.def.kind != RelKind::Table {
-            return Err(PgError::new(SqlState::InternalError, format!("relation {rel} is not a table")));
+            return Err(PgError::new(
+                SqlState::InternalError,
+                format!("relation {rel} is not a table"),
+            ));
         }
         Ok(e.clone())
     }
 
     /// The relation `rel` as this transaction sees it.
     pub fn relation(&self, rel: RelId) -> Option<RelDef> {
-        self.store.state().rel(rel, self.xid).ok().map(|e| e.def.clone())
+        self.store
+            .state()
+            .rel(rel, self.xid)
+            .ok()
+            .map(|e| e.def.clone())
     }
 
     /// The indexes of `table` this transaction sees (their keys are due on every insert/update).
     pub fn indexes(&self, table: RelId) -> Vec<RelDef> {
-        self.store.state().indexes_of(table, self.xid).into_iter().map(|e| e.def.clone()).collect()
+        self.store
+            .state()
+            .indexes_of(table, self.xid)
+            .into_iter()
+            .map(|e| e.def.clone())
+            .collect()
     }
 
     fn create_rel(&mut self, name: &str, kind: RelKind) -> Result<(RelEntry, Change), PgError> {
@@ -518,7 +589,11 @@ impl Txn {
             let id = RelId(c.st.next_rel);
             let sid = c.st.next_sid;
             let entry = RelEntry {
-                def: RelDef { id, name: name.to_string(), kind },
+                def: RelDef {
+                    id,
+                    name: name.to_string(),
+                    kind,
+                },
                 sid,
                 created_by: Some(xid),
                 dropped_by: None,
@@ -530,7 +605,13 @@ impl Txn {
             c.st.next_sid = sid + 1;
             c.st.catalog.insert(id, entry.clone());
             let _ = c.st.locks.try_lock(xid, id, LockMode::AccessExclusive);
-            Ok((entry.clone(), Change::CreateRel { def: entry.def.clone(), sid }))
+            Ok((
+                entry.clone(),
+                Change::CreateRel {
+                    def: entry.def.clone(),
+                    sid,
+                },
+            ))
         })
     }
 
@@ -579,7 +660,8 @@ impl Txn {
                         if h.xmin != xid && c.st.status(h.xmin) == XidStatus::Aborted {
                             continue;
                         }
-                        let live = unique_conflict(&h, xid, |x| c.st.status(x)) != UniqueCheck::Free;
+                        let live =
+                            unique_conflict(&h, xid, |x| c.st.status(x)) != UniqueCheck::Free;
                         rows.push((tid, key_of(p)?, live));
                     }
                 }
@@ -636,7 +718,10 @@ impl Txn {
                 c.put_catalog(&e)?;
                 entries.push(e);
             }
-            let changes = victims.iter().map(|v| Change::DropRel { rel: *v }).collect::<Vec<_>>();
+            let changes = victims
+                .iter()
+                .map(|v| Change::DropRel { rel: *v })
+                .collect::<Vec<_>>();
             for e in entries {
                 c.st.catalog.insert(e.def.id, e);
             }
@@ -682,7 +767,10 @@ impl Txn {
                 } else {
                     e.truncated = Some((xid, next_sid));
                 }
-                changes.push(Change::TruncateRel { rel: *r, sid: next_sid });
+                changes.push(Change::TruncateRel {
+                    rel: *r,
+                    sid: next_sid,
+                });
                 next_sid += 1;
                 c.put_catalog(&e)?;
                 entries.push(e);
@@ -704,7 +792,12 @@ impl Txn {
     /// Errors: 23505 on a unique violation (after waiting for an open conflicting insert or
     /// delete to end); XX000 if `keys` does not cover the table's indexes exactly; 42P01;
     /// lock-wait errors; 58030.
-    pub async fn insert(&mut self, table: RelId, payload: &[u8], keys: &[(RelId, IndexKey)]) -> Result<Tid, PgError> {
+    pub async fn insert(
+        &mut self,
+        table: RelId,
+        payload: &[u8],
+        keys: &[(RelId, IndexKey)],
+    ) -> Result<Tid, PgError> {
         self.check_open()?;
         self.open_rel(table, LockMode::RowExclusive).await?;
         let (xid, cid) = (self.xid, self.cid);
@@ -730,7 +823,10 @@ impl Txn {
                 }
                 Ok(Step::Wait(x)) => self.wait_for(x).await?,
                 Ok(Step::Other(_)) | Ok(Step::Chase(_)) => {
-                    return Err(PgError::new(SqlState::InternalError, "insert ended in an unexpected state"))
+                    return Err(PgError::new(
+                        SqlState::InternalError,
+                        "insert ended in an unexpected state",
+                    ))
                 }
                 Err(Ok(x)) => self.wait_for(x).await?,
                 Err(Err(e)) => return Err(e),
@@ -745,7 +841,13 @@ impl Txn {
         tid: Tid,
         strength: RowLockStrength,
         mode: LockMode,
-        mut apply: impl FnMut(&mut WriteCtx<'_>, u64, Tid, Header, Vec<u8>) -> Result<Result<(T, Vec<Change>), Gxid>, PgError>,
+        mut apply: impl FnMut(
+            &mut WriteCtx<'_>,
+            u64,
+            Tid,
+            Header,
+            Vec<u8>,
+        ) -> Result<Result<(T, Vec<Change>), Gxid>, PgError>,
     ) -> Result<Outcome<T>, PgError> {
         self.check_open()?;
         self.open_rel(table, mode).await?;
@@ -755,7 +857,9 @@ impl Txn {
                 let t = self.table_entry(&c.st, table)?;
                 let sid = t.sid_for(xid);
                 let found = read_tuple(&open_write(&c.w, &heap_table(sid))?, tid)?;
-                let Some((h, payload)) = found else { return Ok(Step::Other(Outcome::Gone)) };
+                let Some((h, payload)) = found else {
+                    return Ok(Step::Other(Outcome::Gone));
+                };
                 match check_modify(&h, xid, cid, strength, |x| c.st.status(x)) {
                     Modify::Ok => match apply(c, sid, tid, h, payload)? {
                         Ok((v, ch)) => Ok(Step::Done(v, ch)),
@@ -815,21 +919,27 @@ impl Txn {
         keys: &[(RelId, IndexKey)],
     ) -> Result<Outcome<Tid>, PgError> {
         let (xid, cid) = (self.xid, self.cid);
-        self.modify(table, tid, RowLockStrength::Exclusive, LockMode::RowExclusive, |c, sid, old_tid, mut h, old_payload| {
-            let new_tid = c.alloc_tid(sid)?;
-            h.xmax = Some((xid, XmaxKind::Update));
-            h.cmax = cid;
-            h.next = Some(new_tid);
-            let mut changes = vec![c.put_tuple(sid, old_tid, &h, &old_payload)?];
-            changes.push(c.put_tuple(sid, new_tid, &Header::inserted(xid, cid), payload)?);
-            match c.index_new_version(xid, table, sid, new_tid, keys)? {
-                Ok(idx) => {
-                    changes.extend(idx);
-                    Ok(Ok((new_tid, changes)))
+        self.modify(
+            table,
+            tid,
+            RowLockStrength::Exclusive,
+            LockMode::RowExclusive,
+            |c, sid, old_tid, mut h, old_payload| {
+                let new_tid = c.alloc_tid(sid)?;
+                h.xmax = Some((xid, XmaxKind::Update));
+                h.cmax = cid;
+                h.next = Some(new_tid);
+                let mut changes = vec![c.put_tuple(sid, old_tid, &h, &old_payload)?];
+                changes.push(c.put_tuple(sid, new_tid, &Header::inserted(xid, cid), payload)?);
+                match c.index_new_version(xid, table, sid, new_tid, keys)? {
+                    Ok(idx) => {
+                        changes.extend(idx);
+                        Ok(Ok((new_tid, changes)))
+                    }
+                    Err(x) => Ok(Err(x)),
                 }
-                Err(x) => Ok(Err(x)),
-            }
-        })
+            },
+        )
         .await
     }
 
@@ -839,11 +949,17 @@ impl Txn {
     /// 57014 while waiting; 42P01; 58030.
     pub async fn delete(&mut self, table: RelId, tid: Tid) -> Result<Outcome<()>, PgError> {
         let (xid, cid) = (self.xid, self.cid);
-        self.modify(table, tid, RowLockStrength::Exclusive, LockMode::RowExclusive, |c, sid, tid, mut h, payload| {
-            h.xmax = Some((xid, XmaxKind::Delete));
-            h.cmax = cid;
-            Ok(Ok(((), vec![c.put_tuple(sid, tid, &h, &payload)?])))
-        })
+        self.modify(
+            table,
+            tid,
+            RowLockStrength::Exclusive,
+            LockMode::RowExclusive,
+            |c, sid, tid, mut h, payload| {
+                h.xmax = Some((xid, XmaxKind::Delete));
+                h.cmax = cid;
+                Ok(Ok(((), vec![c.put_tuple(sid, tid, &h, &payload)?])))
+            },
+        )
         .await
     }
 
@@ -851,17 +967,32 @@ impl Txn {
     /// transaction (and across PREPARE TRANSACTION and a restart, being in the tuple header).
     ///
     /// Errors: as [`Txn::delete`].
-    pub async fn lock_row(&mut self, table: RelId, tid: Tid, strength: RowLockStrength) -> Result<Outcome<()>, PgError> {
+    pub async fn lock_row(
+        &mut self,
+        table: RelId,
+        tid: Tid,
+        strength: RowLockStrength,
+    ) -> Result<Outcome<()>, PgError> {
         let xid = self.xid;
-        self.modify(table, tid, strength, LockMode::RowShare, |c, sid, tid, mut h, payload| {
-            if h.lockers.iter().any(|(x, s)| *x == xid && (*s == strength || *s == RowLockStrength::Exclusive)) {
-                return Ok(Ok(((), Vec::new())));
-            }
-            let st = &c.st;
-            h.lockers.retain(|(x, _)| *x != xid && st.status(*x).is_open());
-            h.lockers.push((xid, strength));
-            Ok(Ok(((), vec![c.put_tuple(sid, tid, &h, &payload)?])))
-        })
+        self.modify(
+            table,
+            tid,
+            strength,
+            LockMode::RowShare,
+            |c, sid, tid, mut h, payload| {
+                if h.lockers
+                    .iter()
+                    .any(|(x, s)| *x == xid && (*s == strength || *s == RowLockStrength::Exclusive))
+                {
+                    return Ok(Ok(((), Vec::new())));
+                }
+                let st = &c.st;
+                h.lockers
+                    .retain(|(x, _)| *x != xid && st.status(*x).is_open());
+                h.lockers.push((xid, strength));
+                Ok(Ok(((), vec![c.put_tuple(sid, tid, &h, &payload)?])))
+            },
+        )
         .await
     }
 
@@ -879,7 +1010,9 @@ impl Txn {
                     Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
                     Err(e) => return Err(io(e)),
                 };
-                let Some((h, payload)) = read_tuple(&heap, tid)? else { return Ok(None) };
+                let Some((h, payload)) = read_tuple(&heap, tid)? else {
+                    return Ok(None);
+                };
                 match h.xmax {
                     Some((x, kind)) if x != xid => match st.status(x) {
                         XidStatus::Committed => match (kind, h.next) {
@@ -916,8 +1049,14 @@ impl Txn {
                     Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
                     Err(e) => return Err(io(e)),
                 };
-                let Some((h, payload)) = read_tuple(&heap, tid)? else { return Ok(None) };
-                let viewer = Viewer { xid: self.xid, cid: self.cid, snapshot: &self.snapshot };
+                let Some((h, payload)) = read_tuple(&heap, tid)? else {
+                    return Ok(None);
+                };
+                let viewer = Viewer {
+                    xid: self.xid,
+                    cid: self.cid,
+                    snapshot: &self.snapshot,
+                };
                 match visible(&h, &viewer, |x| st.status(x)) {
                     Visibility::Visible => return Ok(Some(Row { tid, data: payload })),
                     Visibility::Invisible => return Ok(None),
@@ -935,7 +1074,10 @@ impl Txn {
         self.check_open()?;
         let e = self.open_rel(table, LockMode::AccessShare).await?;
         if e.def.kind != RelKind::Table {
-            return Err(PgError::new(SqlState::InternalError, format!("relation {table} is not a table")));
+            return Err(PgError::new(
+                SqlState::InternalError,
+                format!("relation {table} is not a table"),
+            ));
         }
         Ok(Scan {
             heap_sid: e.sid_for(self.xid),
@@ -951,14 +1093,22 @@ impl Txn {
     /// back from the indexed table.
     ///
     /// Errors: 42P01; XX000 if `index` is not an index; lock-wait errors.
-    pub async fn index_scan(&mut self, index: RelId, range: KeyRange, reverse: bool) -> Result<Scan, PgError> {
+    pub async fn index_scan(
+        &mut self,
+        index: RelId,
+        range: KeyRange,
+        reverse: bool,
+    ) -> Result<Scan, PgError> {
         self.check_open()?;
         let e = {
             let st = self.store.state();
             st.rel(index, self.xid)?.clone()
         };
         let RelKind::Index { table, .. } = e.def.kind else {
-            return Err(PgError::new(SqlState::InternalError, format!("relation {index} is not an index")));
+            return Err(PgError::new(
+                SqlState::InternalError,
+                format!("relation {index} is not an index"),
+            ));
         };
         let t = self.open_rel(table, LockMode::AccessShare).await?;
         self.lock_relation(index, LockMode::AccessShare).await?;
@@ -994,7 +1144,12 @@ impl Txn {
     }
 
     /// Read visible rows into `out` (at most `want`); returns a GXID to wait for if one blocks.
-    fn read_batch(&self, scan: &mut Scan, want: usize, out: &mut Vec<Row>) -> Result<Option<Gxid>, PgError> {
+    fn read_batch(
+        &self,
+        scan: &mut Scan,
+        want: usize,
+        out: &mut Vec<Row>,
+    ) -> Result<Option<Gxid>, PgError> {
         let st = self.store.state();
         st.check_usable()?;
         let r = self.store.db().begin_read().map_err(io)?;
@@ -1006,7 +1161,11 @@ impl Txn {
             }
             Err(e) => return Err(io(e)),
         };
-        let viewer = Viewer { xid: self.xid, cid: self.cid, snapshot: &self.snapshot };
+        let viewer = Viewer {
+            xid: self.xid,
+            cid: self.cid,
+            snapshot: &self.snapshot,
+        };
         let source = match scan.index_sid {
             Some(sid) => match r.open_table(tdef(&index_table(sid))) {
                 Ok(t) => Some(t),
@@ -1019,13 +1178,20 @@ impl Txn {
             None => None,
         };
         let table = source.as_ref().unwrap_or(&heap);
-        let bounds = (scan.lower.as_ref().map(Vec::as_slice), scan.upper.as_ref().map(Vec::as_slice));
+        let bounds = (
+            scan.lower.as_ref().map(Vec::as_slice),
+            scan.upper.as_ref().map(Vec::as_slice),
+        );
         if !bounds_nonempty(&bounds) {
             scan.done = true;
             return Ok(None);
         }
         let range = table.range::<&[u8]>(bounds).map_err(io)?;
-        let iter: Box<dyn Iterator<Item = _>> = if scan.reverse { Box::new(range.rev()) } else { Box::new(range) };
+        let iter: Box<dyn Iterator<Item = _>> = if scan.reverse {
+            Box::new(range.rev())
+        } else {
+            Box::new(range)
+        };
         let mut exhausted = true;
         for e in iter {
             if out.len() >= want {
@@ -1073,7 +1239,10 @@ impl Txn {
             return Ok(None);
         }
         let changes = std::mem::take(&mut self.changes);
-        let r = self.store.submit_end(self.xid, EndKind::Commit, changes).await;
+        let r = self
+            .store
+            .submit_end(self.xid, EndKind::Commit, changes)
+            .await;
         if r.is_err() {
             self.end_in_memory();
         }
@@ -1090,13 +1259,23 @@ impl Txn {
         self.check_open()?;
         if gid.len() >= 200 {
             self.abort_now();
-            return Err(PgError::new(SqlState::InvalidParameterValue, format!("transaction identifier \"{gid}\" is too long")));
+            return Err(PgError::new(
+                SqlState::InvalidParameterValue,
+                format!("transaction identifier \"{gid}\" is too long"),
+            ));
         }
         self.ended = true;
         let changes = std::mem::take(&mut self.changes);
         let r = self
             .store
-            .submit_end(self.xid, EndKind::Prepare { gid: gid.to_string(), info }, changes)
+            .submit_end(
+                self.xid,
+                EndKind::Prepare {
+                    gid: gid.to_string(),
+                    info,
+                },
+                changes,
+            )
             .await;
         if r.is_err() {
             self.ended = false;
@@ -1142,7 +1321,9 @@ impl Txn {
                     match &a {
                         Some(a) => c.put_catalog(a)?,
                         None => {
-                            open_write(&c.w, CATALOG)?.remove(be(id.0).as_slice()).map_err(io)?;
+                            open_write(&c.w, CATALOG)?
+                                .remove(be(id.0).as_slice())
+                                .map_err(io)?;
                         }
                     }
                     for sid in gone {
@@ -1203,7 +1384,11 @@ fn wait_marker(x: Gxid) -> PgError {
 }
 
 fn split_wait(e: PgError) -> Result<Gxid, PgError> {
-    match e.message.strip_prefix("\u{0}wait:").and_then(|s| s.parse::<u64>().ok()) {
+    match e
+        .message
+        .strip_prefix("\u{0}wait:")
+        .and_then(|s| s.parse::<u64>().ok())
+    {
         Some(x) if e.code == SqlState::LockNotAvailable => Ok(Gxid(x)),
         _ => Err(e),
     }
@@ -1239,7 +1424,10 @@ mod tests {
     #[test]
     fn wait_markers_round_trip() {
         assert_eq!(split_wait(wait_marker(Gxid(42))), Ok(Gxid(42)));
-        let other = PgError::new(SqlState::LockNotAvailable, "canceling statement due to lock timeout");
+        let other = PgError::new(
+            SqlState::LockNotAvailable,
+            "canceling statement due to lock timeout",
+        );
         assert_eq!(split_wait(other.clone()), Err(other));
     }
 }

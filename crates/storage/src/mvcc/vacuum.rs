@@ -53,7 +53,13 @@ impl Store {
         Ok(stats)
     }
 
-    fn vacuum_heap(&self, heap_sid: u64, index_sids: &[u64], horizon: Gxid, stats: &mut VacuumStats) -> Result<(), PgError> {
+    fn vacuum_heap(
+        &self,
+        heap_sid: u64,
+        index_sids: &[u64],
+        horizon: Gxid,
+        stats: &mut VacuumStats,
+    ) -> Result<(), PgError> {
         let mut after: Option<Vec<u8>> = None;
         loop {
             // Find candidates with a read transaction.
@@ -66,10 +72,15 @@ impl Store {
                     Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
                     Err(e) => return Err(io(e)),
                 };
-                let lower = after.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+                let lower = after
+                    .as_deref()
+                    .map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
                 let mut dead = Vec::new();
                 let mut more = false;
-                for e in t.range::<&[u8]>((lower, std::ops::Bound::Unbounded)).map_err(io)? {
+                for e in t
+                    .range::<&[u8]>((lower, std::ops::Bound::Unbounded))
+                    .map_err(io)?
+                {
                     let (k, v) = e.map_err(io)?;
                     after = Some(k.value().to_vec());
                     let (hdr, _) = decode_tuple(v.value())?;
@@ -92,7 +103,9 @@ impl Store {
                         let mut t = c.w.open_table(tdef(&heap_table(heap_sid))).map_err(io)?;
                         for tid in &dead {
                             let still = match t.get(be(tid.0).as_slice()).map_err(io)? {
-                                Some(v) => is_dead(&decode_tuple(v.value())?.0, h, |x| c.st.status(x)),
+                                Some(v) => {
+                                    is_dead(&decode_tuple(v.value())?.0, h, |x| c.st.status(x))
+                                }
                                 None => false,
                             };
                             if still {
@@ -105,7 +118,11 @@ impl Store {
                     for sid in index_sids {
                         let mut t = c.w.open_table(tdef(&index_table(*sid))).map_err(io)?;
                         t.retain(|k, _| {
-                            let keep = match k.len().checked_sub(8).and_then(|at| k[at..].try_into().ok()) {
+                            let keep = match k
+                                .len()
+                                .checked_sub(8)
+                                .and_then(|at| k[at..].try_into().ok())
+                            {
                                 Some(b) => !gone.contains(&Tid(u64::from_be_bytes(b))),
                                 None => true,
                             };
@@ -130,7 +147,11 @@ impl Store {
     /// Run VACUUM every `interval` in a background task (PostgreSQL's autovacuum), with the
     /// horizon from `horizon()` (e.g. the GTM's global xmin; `None` skips a round). The task is
     /// detached: abort the returned handle to stop it.
-    pub fn spawn_autovacuum<F, Fut>(&self, interval: Duration, horizon: F) -> tokio::task::JoinHandle<()>
+    pub fn spawn_autovacuum<F, Fut>(
+        &self,
+        interval: Duration,
+        horizon: F,
+    ) -> tokio::task::JoinHandle<()>
     where
         F: Fn() -> Fut + Send + 'static,
         Fut: Future<Output = Option<Gxid>> + Send,

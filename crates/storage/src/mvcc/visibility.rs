@@ -206,9 +206,7 @@ pub fn is_dead(h: &Header, horizon: Gxid, status: impl Fn(Gxid) -> XidStatus) ->
         return true;
     }
     match h.xmax {
-        Some((x, _)) => {
-            x < horizon && h.xmin < horizon && status(x) == XidStatus::Committed
-        }
+        Some((x, _)) => x < horizon && h.xmin < horizon && status(x) == XidStatus::Committed,
         None => false,
     }
 }
@@ -242,14 +240,28 @@ mod tests {
             snapshot: &s,
         };
         let st = clog(&[], &[5]);
-        assert_eq!(visible(&Header::inserted(Gxid(5), 1), &v, &st), Visibility::Visible);
-        assert_eq!(visible(&Header::inserted(Gxid(5), 2), &v, &st), Visibility::Invisible);
+        assert_eq!(
+            visible(&Header::inserted(Gxid(5), 1), &v, &st),
+            Visibility::Visible
+        );
+        assert_eq!(
+            visible(&Header::inserted(Gxid(5), 2), &v, &st),
+            Visibility::Invisible
+        );
         let mut h = Header::inserted(Gxid(5), 0);
         h.xmax = Some((Gxid(5), XmaxKind::Update));
         h.cmax = 2;
-        assert_eq!(visible(&h, &v, &st), Visibility::Visible, "updated by this statement");
+        assert_eq!(
+            visible(&h, &v, &st),
+            Visibility::Visible,
+            "updated by this statement"
+        );
         h.cmax = 1;
-        assert_eq!(visible(&h, &v, &st), Visibility::Invisible, "updated earlier");
+        assert_eq!(
+            visible(&h, &v, &st),
+            Visibility::Invisible,
+            "updated earlier"
+        );
     }
 
     #[test]
@@ -262,11 +274,20 @@ mod tests {
         };
         // 6 committed locally but was running in the snapshot: invisible.
         let st = clog(&[4, 6], &[]);
-        assert_eq!(visible(&Header::inserted(Gxid(6), 0), &v, &st), Visibility::Invisible);
-        assert_eq!(visible(&Header::inserted(Gxid(4), 0), &v, &st), Visibility::Visible);
+        assert_eq!(
+            visible(&Header::inserted(Gxid(6), 0), &v, &st),
+            Visibility::Invisible
+        );
+        assert_eq!(
+            visible(&Header::inserted(Gxid(4), 0), &v, &st),
+            Visibility::Visible
+        );
         // 11 >= xmax: invisible even though committed.
         let st2 = clog(&[11], &[]);
-        assert_eq!(visible(&Header::inserted(Gxid(11), 0), &v, &st2), Visibility::Invisible);
+        assert_eq!(
+            visible(&Header::inserted(Gxid(11), 0), &v, &st2),
+            Visibility::Invisible
+        );
         // finished in the snapshot but still prepared here: wait.
         let st3 = |x: Gxid| {
             if x == Gxid(4) {
@@ -284,17 +305,27 @@ mod tests {
         h.xmax = Some((Gxid(6), XmaxKind::Delete));
         assert_eq!(visible(&h, &v, &st), Visibility::Visible);
         h.xmax = Some((Gxid(5), XmaxKind::Delete));
-        assert_eq!(visible(&h, &v, &clog(&[4, 5], &[])), Visibility::Invisible);
-        assert_eq!(visible(&h, &v, &clog(&[4], &[])), Visibility::Visible, "aborted delete");
+        assert_eq!(visible(&h, &v, clog(&[4, 5], &[])), Visibility::Invisible);
+        assert_eq!(
+            visible(&h, &v, clog(&[4], &[])),
+            Visibility::Visible,
+            "aborted delete"
+        );
     }
 
     #[test]
     fn modify_rules() {
         let st = clog(&[1, 2], &[3]);
         let mut h = Header::inserted(Gxid(1), 0);
-        assert_eq!(check_modify(&h, Gxid(4), 0, RowLockStrength::Exclusive, &st), Modify::Ok);
+        assert_eq!(
+            check_modify(&h, Gxid(4), 0, RowLockStrength::Exclusive, &st),
+            Modify::Ok
+        );
         h.lockers = vec![(Gxid(3), RowLockStrength::Share)];
-        assert_eq!(check_modify(&h, Gxid(4), 0, RowLockStrength::Share, &st), Modify::Ok);
+        assert_eq!(
+            check_modify(&h, Gxid(4), 0, RowLockStrength::Share, &st),
+            Modify::Ok
+        );
         assert_eq!(
             check_modify(&h, Gxid(4), 0, RowLockStrength::Exclusive, &st),
             Modify::Wait(Gxid(3))
@@ -312,7 +343,13 @@ mod tests {
             Modify::SelfModified
         );
         assert_eq!(
-            check_modify(&Header::inserted(Gxid(7), 0), Gxid(4), 0, RowLockStrength::Share, &st),
+            check_modify(
+                &Header::inserted(Gxid(7), 0),
+                Gxid(4),
+                0,
+                RowLockStrength::Share,
+                &st
+            ),
             Modify::Invisible
         );
     }
@@ -320,14 +357,26 @@ mod tests {
     #[test]
     fn unique_rules() {
         let st = clog(&[1, 2], &[3]);
-        assert_eq!(unique_conflict(&Header::inserted(Gxid(1), 0), Gxid(4), &st), UniqueCheck::Duplicate);
-        assert_eq!(unique_conflict(&Header::inserted(Gxid(3), 0), Gxid(4), &st), UniqueCheck::Wait(Gxid(3)));
-        assert_eq!(unique_conflict(&Header::inserted(Gxid(9), 0), Gxid(4), &st), UniqueCheck::Free);
+        assert_eq!(
+            unique_conflict(&Header::inserted(Gxid(1), 0), Gxid(4), &st),
+            UniqueCheck::Duplicate
+        );
+        assert_eq!(
+            unique_conflict(&Header::inserted(Gxid(3), 0), Gxid(4), &st),
+            UniqueCheck::Wait(Gxid(3))
+        );
+        assert_eq!(
+            unique_conflict(&Header::inserted(Gxid(9), 0), Gxid(4), &st),
+            UniqueCheck::Free
+        );
         let mut h = Header::inserted(Gxid(1), 0);
         h.xmax = Some((Gxid(2), XmaxKind::Delete));
         assert_eq!(unique_conflict(&h, Gxid(4), &st), UniqueCheck::Free);
         h.xmax = Some((Gxid(3), XmaxKind::Delete));
-        assert_eq!(unique_conflict(&h, Gxid(4), &st), UniqueCheck::Wait(Gxid(3)));
+        assert_eq!(
+            unique_conflict(&h, Gxid(4), &st),
+            UniqueCheck::Wait(Gxid(3))
+        );
     }
 
     #[test]
@@ -338,6 +387,9 @@ mod tests {
         h.xmax = Some((Gxid(2), XmaxKind::Delete));
         assert!(is_dead(&h, Gxid(3), &st));
         assert!(!is_dead(&h, Gxid(2), &st));
-        assert!(is_dead(&Header::inserted(Gxid(5), 0), Gxid(1), &st), "aborted insert");
+        assert!(
+            is_dead(&Header::inserted(Gxid(5), 0), Gxid(1), &st),
+            "aborted insert"
+        );
     }
 }
