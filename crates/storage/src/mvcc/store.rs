@@ -30,7 +30,7 @@ const FORMAT: u64 = 1;
 
 /// Deferred (not yet fsynced) write transactions after which a write is made durable at once,
 /// bounding the memory redb keeps for them.
-const MAX_DEFERRED_WRITES: u64 = 4096;
+const MAX_DEFERRED_WRITES: u64 = 512;
 
 pub(crate) fn tdef(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u8]> {
     TableDefinition::new(name)

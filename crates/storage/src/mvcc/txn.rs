@@ -368,13 +368,15 @@ impl WriteCtx<'_> {
                 format!("index keys given for {given:?}, but table {table} has indexes {wanted:?}"),
             ));
         }
-        let mut changes = Vec::new();
-        for (id, sid, unique, name) in &indexes {
-            let key = &keys
-                .iter()
+        let key_of = |id: &RelId| {
+            keys.iter()
                 .find(|(r, _)| r == id)
                 .map(|(_, k)| k)
-                .ok_or_else(|| PgError::new(SqlState::InternalError, "index key missing"))?;
+                .ok_or_else(|| PgError::new(SqlState::InternalError, "index key missing"))
+        };
+        // Every unique check first, so that a wait leaves nothing of this version written.
+        for (id, sid, unique, name) in &indexes {
+            let key = key_of(id)?;
             if *unique && !key.has_null {
                 match self.check_unique(xid, heap_sid, *sid, &key.bytes)? {
                     UniqueCheck::Free => {}
@@ -387,7 +389,10 @@ impl WriteCtx<'_> {
                     }
                 }
             }
-            changes.push(self.put_index(*sid, &key.bytes, tid)?);
+        }
+        let mut changes = Vec::new();
+        for (id, sid, _, _) in &indexes {
+            changes.push(self.put_index(*sid, &key_of(id)?.bytes, tid)?);
         }
         Ok(Ok(changes))
     }
@@ -798,40 +803,57 @@ impl Txn {
         payload: &[u8],
         keys: &[(RelId, IndexKey)],
     ) -> Result<Tid, PgError> {
+        let tids = self.insert_many(table, &[(payload, keys)]).await?;
+        tids.first().copied().ok_or_else(|| {
+            PgError::new(SqlState::InternalError, "insert returned no tuple id")
+        })
+    }
+
+    /// INSERT many rows (multi-row INSERT, COPY FROM): each `(payload, keys)` as for
+    /// [`Txn::insert`], in order, written in as few redb transactions as waits allow (one when
+    /// nothing blocks). Returns their tids in order.
+    ///
+    /// Errors: as [`Txn::insert`]; on an error some earlier rows may be written (the caller
+    /// rolls the transaction back, as PostgreSQL aborts it).
+    pub async fn insert_many(
+        &mut self,
+        table: RelId,
+        rows: &[(&[u8], &[(RelId, IndexKey)])],
+    ) -> Result<Vec<Tid>, PgError> {
         self.check_open()?;
         self.open_rel(table, LockMode::RowExclusive).await?;
         let (xid, cid) = (self.xid, self.cid);
-        loop {
-            let step = self.store.with_write(|c| {
+        let mut tids = Vec::with_capacity(rows.len());
+        while tids.len() < rows.len() {
+            let from = tids.len();
+            let (new_tids, changes, wait) = self.store.with_write(|c| {
                 let t = self.table_entry(&c.st, table)?;
                 let sid = t.sid_for(xid);
-                let tid = c.alloc_tid(sid)?;
-                let ch = c.put_tuple(sid, tid, &Header::inserted(xid, cid), payload)?;
-                match c.index_new_version(xid, table, sid, tid, keys)? {
-                    Ok(mut idx) => {
-                        idx.insert(0, ch);
-                        Ok(Step::Done(tid, idx))
+                let mut new_tids = Vec::new();
+                let mut changes = Vec::new();
+                for (payload, keys) in &rows[from..] {
+                    let tid = c.alloc_tid(sid)?;
+                    match c.index_new_version(xid, table, sid, tid, keys)? {
+                        Ok(idx) => {
+                            changes.push(c.put_tuple(sid, tid, &Header::inserted(xid, cid), payload)?);
+                            changes.extend(idx);
+                            new_tids.push(tid);
+                        }
+                        Err(x) => return Ok((new_tids, changes, Some(x))),
                     }
-                    Err(x) => Err(wait_marker(x)),
                 }
-            });
-            match step.map_err(split_wait) {
-                Ok(Step::Done(tid, ch)) => {
-                    self.wrote = true;
-                    self.changes.extend(ch);
-                    return Ok(tid);
-                }
-                Ok(Step::Wait(x)) => self.wait_for(x).await?,
-                Ok(Step::Other(_)) | Ok(Step::Chase(_)) => {
-                    return Err(PgError::new(
-                        SqlState::InternalError,
-                        "insert ended in an unexpected state",
-                    ))
-                }
-                Err(Ok(x)) => self.wait_for(x).await?,
-                Err(Err(e)) => return Err(e),
+                Ok((new_tids, changes, None))
+            })?;
+            if !new_tids.is_empty() {
+                self.wrote = true;
+            }
+            tids.extend(new_tids);
+            self.changes.extend(changes);
+            if let Some(x) = wait {
+                self.wait_for(x).await?;
             }
         }
+        Ok(tids)
     }
 
     /// The modify path shared by update, delete and row locks.
@@ -1193,32 +1215,55 @@ impl Txn {
             Box::new(range)
         };
         let mut exhausted = true;
+        // The last consumed entry's key guard: the scan's bound moves past it once per batch.
+        let mut last = None;
+        let mut wait = None;
         for e in iter {
             if out.len() >= want {
                 exhausted = false;
                 break;
             }
             let (k, v) = e.map_err(io)?;
-            let key = k.value().to_vec();
-            let (tid, tuple) = if scan.index_sid.is_some() {
-                let tid = entry_tid(&key)?;
-                match read_tuple(&heap, tid)? {
-                    Some(t) => (tid, t),
-                    None => {
-                        advance(scan, key);
-                        continue;
+            let seen = if scan.index_sid.is_some() {
+                let tid = entry_tid(k.value())?;
+                match heap.get(be(tid.0).as_slice()).map_err(io)? {
+                    Some(t) => {
+                        let (h, p) = decode_tuple(t.value())?;
+                        match visible(&h, &viewer, |x| st.status(x)) {
+                            Visibility::Visible => Ok(Some(Row { tid, data: p.to_vec() })),
+                            Visibility::Invisible => Ok(None),
+                            Visibility::WaitFor(x) => Err(x),
+                        }
                     }
+                    None => Ok(None), // vacuumed since the index entry was read
                 }
             } else {
                 let (h, p) = decode_tuple(v.value())?;
-                (Tid(from_be(&key)?), (h, p.to_vec()))
+                match visible(&h, &viewer, |x| st.status(x)) {
+                    Visibility::Visible => Ok(Some(Row {
+                        tid: Tid(from_be(k.value())?),
+                        data: p.to_vec(),
+                    })),
+                    Visibility::Invisible => Ok(None),
+                    Visibility::WaitFor(x) => Err(x),
+                }
             };
-            match visible(&tuple.0, &viewer, |x| st.status(x)) {
-                Visibility::Visible => out.push(Row { tid, data: tuple.1 }),
-                Visibility::Invisible => {}
-                Visibility::WaitFor(x) => return Ok(Some(x)),
+            match seen {
+                Ok(Some(row)) => out.push(row),
+                Ok(None) => {}
+                Err(x) => {
+                    wait = Some(x);
+                    exhausted = false;
+                    break;
+                }
             }
-            advance(scan, key);
+            last = Some(k);
+        }
+        if let Some(k) = last {
+            advance(scan, k.value().to_vec());
+        }
+        if wait.is_some() {
+            return Ok(wait);
         }
         if exhausted {
             scan.done = true;
