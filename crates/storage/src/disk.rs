@@ -81,27 +81,58 @@ impl Disk {
     /// After a crash redb repairs the file on open (it rolls back to the last complete commit).
     /// The synchronous open may read the whole file when a repair is needed.
     ///
+    /// A damaged file must give an error, never take the process down: redb reports most damage
+    /// as an error, but some of its consistency checks are `debug_assert!`s (in builds with debug
+    /// assertions, such as tests, e.g. "Invalid page type byte 0 for page ..." while it walks the
+    /// trees on open), so the open runs under [`std::panic::catch_unwind`] and a panic inside it
+    /// becomes [`StorageError::Corruption`]. Nothing outlives a panicking open (the backend and
+    /// redb's half-built state are dropped during unwinding), so no broken state is observed
+    /// later. The panic message is still printed by the panic hook. Panics in later reads are not
+    /// caught here.
+    ///
     /// Errors: [`StorageError::Misuse`] for an invalid name or a file already open (one open
     /// [`Kv`] per file; clone it to share), [`StorageError::Io`] for disk failures,
     /// [`StorageError::Corruption`] for a file redb cannot recover.
     pub fn open_kv(&self, name: &str) -> Result<Kv> {
         check_name(name)?;
-        let db = match &self.kind {
+        let backend = match &self.kind {
             DiskKind::Real(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
                     StorageError::Io(format!("cannot create directory {}: {e}", dir.display()))
                 })?;
-                redb::Builder::new()
-                    .set_cache_size(REAL_CACHE_BYTES)
-                    .create(dir.join(name))
+                None
             }
-            DiskKind::Sim(disk) => {
-                let backend = disk
-                    .open_backend(name)
-                    .map_err(|e| StorageError::Misuse(format!("cannot open {name}: {e}")))?;
-                redb::Builder::new()
+            DiskKind::Sim(disk) => Some(
+                disk.open_backend(name)
+                    .map_err(|e| StorageError::Misuse(format!("cannot open {name}: {e}")))?,
+            ),
+        };
+        // AssertUnwindSafe: the closure owns the backend and shares nothing with the caller but
+        // `self` (a path, or a SimDisk whose state is only touched under its own lock).
+        let opened = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match (&self.kind, backend) {
+                (_, Some(backend)) => redb::Builder::new()
                     .set_cache_size(SIM_CACHE_BYTES)
-                    .create_with_backend(backend)
+                    .set_check_integrity_on_open(true)
+                    .create_with_backend(backend),
+                (DiskKind::Real(dir), None) => redb::Builder::new()
+                    .set_cache_size(REAL_CACHE_BYTES)
+                    .set_check_integrity_on_open(true)
+                    .create(dir.join(name)),
+                (DiskKind::Sim(_), None) => unreachable!("a simulated disk always has a backend"),
+            }
+        }));
+        let db = match opened {
+            Ok(db) => db,
+            Err(panic) => {
+                let msg = panic
+                    .downcast_ref::<String>()
+                    .map(String::as_str)
+                    .or_else(|| panic.downcast_ref::<&str>().copied())
+                    .unwrap_or("(no message)");
+                return Err(StorageError::Corruption(format!(
+                    "opening {name}: redb panicked on the file's contents: {msg}"
+                )));
             }
         };
         let db = db.map_err(|e| match StorageError::from(e) {

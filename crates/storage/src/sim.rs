@@ -178,6 +178,20 @@ impl SimDisk {
         self.lock().files.get(name).map(|f| f.current.clone())
     }
 
+    /// Install `bytes` as the whole content of file `name` (creating it if missing), durable at
+    /// once, with no unsynced operations: as if the file had been copied onto the disk while no
+    /// process had it open. For tests, e.g. to open a hand-made or deliberately damaged image
+    /// (see [`SimDisk::durable_image`]). A handle that had the file open is fenced: its later
+    /// calls fail and change nothing.
+    pub fn put_file(&self, name: &str, bytes: Vec<u8>) {
+        let mut state = self.lock();
+        let file = state.files.entry(name.to_string()).or_default();
+        file.current.clone_from(&bytes);
+        file.durable = bytes;
+        file.pending.clear();
+        file.open_handle = None;
+    }
+
     /// The number of unsynced operations on file `name` (0 if there is no such file).
     pub fn pending_ops(&self, name: &str) -> usize {
         self.lock().files.get(name).map_or(0, |f| f.pending.len())

@@ -124,6 +124,9 @@ impl KeyRange {
     }
 }
 
+/// One row for [`Txn::insert_many`]: its payload and its key in every index of the table.
+pub type NewRow<'a> = (&'a [u8], &'a [(RelId, IndexKey)]);
+
 /// A visible row version: its address and payload.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Row {
@@ -818,7 +821,7 @@ impl Txn {
     pub async fn insert_many(
         &mut self,
         table: RelId,
-        rows: &[(&[u8], &[(RelId, IndexKey)])],
+        rows: &[NewRow<'_>],
     ) -> Result<Vec<Tid>, PgError> {
         self.check_open()?;
         self.open_rel(table, LockMode::RowExclusive).await?;
