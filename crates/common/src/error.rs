@@ -19,8 +19,30 @@ pub enum SqlState {
     ProtocolViolation,
     /// 0A000 feature_not_supported.
     FeatureNotSupported,
+    /// 22001 string_data_right_truncation (`value too long for type character varying(3)`).
+    StringDataRightTruncation,
     /// 22003 numeric_value_out_of_range.
     NumericValueOutOfRange,
+    /// 22007 invalid_datetime_format (`invalid input syntax for type date: "x"`).
+    InvalidDatetimeFormat,
+    /// 22008 datetime_field_overflow (`date/time field value out of range: "2024-02-30"`).
+    DatetimeFieldOverflow,
+    /// 22009 invalid_time_zone_displacement_value.
+    InvalidTimeZoneDisplacementValue,
+    /// 22012 division_by_zero.
+    DivisionByZero,
+    /// 2201F invalid_argument_for_power_function (`cannot take square root of a negative number`).
+    InvalidArgumentForPowerFunction,
+    /// 22P05 untranslatable_character (`unsupported Unicode escape sequence`).
+    UntranslatableCharacter,
+    /// 22021 character_not_in_repertoire (`invalid byte sequence for encoding "UTF8": 0xff`).
+    CharacterNotInRepertoire,
+    /// 22015 interval_field_overflow (`interval field value out of range: "1:70"`).
+    IntervalFieldOverflow,
+    /// 22P02 invalid_text_representation (`invalid input syntax for type integer: "abc"`).
+    InvalidTextRepresentation,
+    /// 22P03 invalid_binary_representation (a malformed binary-format parameter).
+    InvalidBinaryRepresentation,
     /// 22023 invalid_parameter_value (e.g. `INCREMENT must not be zero`).
     InvalidParameterValue,
     /// 2200H sequence_generator_limit_exceeded (`nextval: reached maximum value of sequence`).
@@ -31,12 +53,20 @@ pub enum SqlState {
     InvalidTransactionState,
     /// 25P02 in_failed_sql_transaction.
     InFailedSqlTransaction,
+    /// 25006 read_only_sql_transaction: a write in a READ ONLY transaction.
+    ReadOnlySqlTransaction,
     /// 40001 serialization_failure.
     SerializationFailure,
     /// 40P01 deadlock_detected.
     DeadlockDetected,
     /// 42601 syntax_error.
     SyntaxError,
+    /// 54001 statement_too_complex (`stack depth limit exceeded`, e.g. too deeply nested SQL).
+    StatementTooComplex,
+    /// 42804 datatype_mismatch.
+    DatatypeMismatch,
+    /// 42846 cannot_coerce (`cannot cast type boolean to date`).
+    CannotCoerce,
     /// 42704 undefined_object (e.g. an unknown prepared transaction gid).
     UndefinedObject,
     /// 42P01 undefined_table (PostgreSQL reports a missing sequence with this code).
@@ -57,6 +87,36 @@ pub enum SqlState {
     CannotConnectNow,
     /// 58030 io_error: the disk failed.
     IoError,
+    /// 23502 not_null_violation (`null value in column "c" of relation "t" violates not-null constraint`).
+    NotNullViolation,
+    /// 23503 foreign_key_violation.
+    ForeignKeyViolation,
+    /// 23514 check_violation.
+    CheckViolation,
+    /// 21000 cardinality_violation (`more than one row returned by a subquery used as an expression`).
+    CardinalityViolation,
+    /// 25001 active_sql_transaction (`there is already a transaction in progress` is a warning; errors such as `VACUUM cannot run inside a transaction block`).
+    ActiveSqlTransaction,
+    /// 25P01 no_active_sql_transaction.
+    NoActiveSqlTransaction,
+    /// 34000 invalid_cursor_name (`cursor "c" does not exist`).
+    InvalidCursorName,
+    /// 42701 duplicate_column.
+    DuplicateColumn,
+    /// 42702 ambiguous_column (`column reference "c" is ambiguous`).
+    AmbiguousColumn,
+    /// 42703 undefined_column (`column "c" does not exist`).
+    UndefinedColumn,
+    /// 42803 grouping_error (`column "c" must appear in the GROUP BY clause or be used in an aggregate function`).
+    GroupingError,
+    /// 42883 undefined_function (`function f(integer) does not exist`, `operator does not exist: integer = text`).
+    UndefinedFunction,
+    /// 42809 wrong_object_type.
+    WrongObjectType,
+    /// 42P10 invalid_column_reference.
+    InvalidColumnReference,
+    /// 53200 out_of_memory (a sort or hash beyond its memory budget).
+    OutOfMemory,
     /// XX000 internal_error.
     InternalError,
     /// XX001 data_corrupted: a checksum or decode failure on data read back from disk.
@@ -73,15 +133,30 @@ impl SqlState {
             TransactionResolutionUnknown => "08007",
             ProtocolViolation => "08P01",
             FeatureNotSupported => "0A000",
+            StringDataRightTruncation => "22001",
             NumericValueOutOfRange => "22003",
+            InvalidDatetimeFormat => "22007",
+            DatetimeFieldOverflow => "22008",
+            InvalidTimeZoneDisplacementValue => "22009",
+            DivisionByZero => "22012",
+            InvalidArgumentForPowerFunction => "2201F",
+            UntranslatableCharacter => "22P05",
+            CharacterNotInRepertoire => "22021",
+            IntervalFieldOverflow => "22015",
+            InvalidTextRepresentation => "22P02",
+            InvalidBinaryRepresentation => "22P03",
             InvalidParameterValue => "22023",
             SequenceGeneratorLimitExceeded => "2200H",
             UniqueViolation => "23505",
             InvalidTransactionState => "25000",
             InFailedSqlTransaction => "25P02",
+            ReadOnlySqlTransaction => "25006",
             SerializationFailure => "40001",
             DeadlockDetected => "40P01",
             SyntaxError => "42601",
+            StatementTooComplex => "54001",
+            DatatypeMismatch => "42804",
+            CannotCoerce => "42846",
             UndefinedObject => "42704",
             UndefinedTable => "42P01",
             DuplicateTable => "42P07",
@@ -92,6 +167,21 @@ impl SqlState {
             AdminShutdown => "57P01",
             CannotConnectNow => "57P03",
             IoError => "58030",
+            NotNullViolation => "23502",
+            ForeignKeyViolation => "23503",
+            CheckViolation => "23514",
+            CardinalityViolation => "21000",
+            ActiveSqlTransaction => "25001",
+            NoActiveSqlTransaction => "25P01",
+            InvalidCursorName => "34000",
+            DuplicateColumn => "42701",
+            AmbiguousColumn => "42702",
+            UndefinedColumn => "42703",
+            GroupingError => "42803",
+            UndefinedFunction => "42883",
+            WrongObjectType => "42809",
+            InvalidColumnReference => "42P10",
+            OutOfMemory => "53200",
             InternalError => "XX000",
             DataCorrupted => "XX001",
         }
@@ -106,6 +196,10 @@ pub struct PgError {
     pub code: SqlState,
     /// The primary message (`errmsg`).
     pub message: String,
+    /// The 1-based character position in the query string that the error refers to (the `P` field of an
+    /// ErrorResponse), e.g. the offending token of a syntax error.
+    #[serde(default)]
+    pub position: Option<u32>,
 }
 
 impl PgError {
@@ -114,7 +208,14 @@ impl PgError {
         PgError {
             code,
             message: message.into(),
+            position: None,
         }
+    }
+
+    /// The same error with a 1-based character position in the query string.
+    pub fn with_position(mut self, position: u32) -> PgError {
+        self.position = Some(position);
+        self
     }
 }
 
