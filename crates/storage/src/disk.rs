@@ -81,14 +81,24 @@ impl Disk {
     /// After a crash redb repairs the file on open (it rolls back to the last complete commit).
     /// The synchronous open may read the whole file when a repair is needed.
     ///
-    /// A damaged file must give an error, never take the process down: redb reports most damage
-    /// as an error, but some of its consistency checks are `debug_assert!`s (in builds with debug
-    /// assertions, such as tests, e.g. "Invalid page type byte 0 for page ..." while it walks the
-    /// trees on open), so the open runs under [`std::panic::catch_unwind`] and a panic inside it
-    /// becomes [`StorageError::Corruption`]. Nothing outlives a panicking open (the backend and
-    /// redb's half-built state are dropped during unwinding), so no broken state is observed
-    /// later. The panic message is still printed by the panic hook. Panics in later reads are not
-    /// caught here.
+    /// A damaged file must give an error, never take the process down. redb trusts a file it
+    /// last closed cleanly: a plain open does not check page checksums, and reading a damaged
+    /// page later panics (seen with redb 4.6 in release builds: `unreachable!()` in
+    /// `btree_cursor.rs`, slice indexes out of range in `btree_iters.rs`, during scans after a
+    /// successful open). So every open runs redb's integrity check
+    /// (`Builder::set_check_integrity_on_open`): the checksum of every page of the committed
+    /// trees is verified and the allocator state rebuilt, and damage is reported as
+    /// [`StorageError::Corruption`] (or, for a file cut short, an I/O error). The cost: each open
+    /// reads the whole file and commits once, like the repair after a crash. Damage that appears
+    /// while the file is open is not detected.
+    ///
+    /// As a second line, the open runs under [`std::panic::catch_unwind`] and a panic inside it
+    /// becomes [`StorageError::Corruption`]: some of redb's consistency checks are
+    /// `debug_assert!`s (in builds with debug assertions, such as tests, e.g. "Invalid page type
+    /// byte 0 for page ..." while it walks the trees of an unchecked file on open). Nothing
+    /// outlives a panicking open (the backend and redb's half-built state are dropped during
+    /// unwinding), so no broken state is observed later. The panic message is still printed by
+    /// the panic hook.
     ///
     /// Errors: [`StorageError::Misuse`] for an invalid name or a file already open (one open
     /// [`Kv`] per file; clone it to share), [`StorageError::Io`] for disk failures,

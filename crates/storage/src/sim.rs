@@ -510,4 +510,20 @@ mod tests {
         b.close().expect("close");
         assert!(disk.open_backend("x").is_ok());
     }
+
+    #[test]
+    fn put_file_installs_a_durable_image_and_fences_open_handles() {
+        let disk = SimDisk::new();
+        let old = disk.open_backend("f").expect("open");
+        old.write(0, b"unsynced").expect("write");
+        disk.put_file("f", b"image".to_vec());
+        assert_eq!(disk.durable_image("f").as_deref(), Some(&b"image"[..]));
+        assert_eq!(disk.current_image("f").as_deref(), Some(&b"image"[..]));
+        assert_eq!(disk.pending_ops("f"), 0);
+        assert!(old.write(0, b"late").is_err(), "the old handle is fenced");
+        let b = disk.open_backend("f").expect("reopen");
+        let mut buf = [0u8; 5];
+        b.read(0, &mut buf).expect("read");
+        assert_eq!(&buf, b"image");
+    }
 }

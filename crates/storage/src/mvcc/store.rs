@@ -340,6 +340,13 @@ impl Store {
                     st.prepared.insert(p.gid.clone(), p);
                 }
             }
+            if let Some((x, _)) = st
+                .clog
+                .iter()
+                .find(|(x, s)| **s == XidStatus::Prepared && !st.prepared.values().any(|p| p.xid == **x))
+            {
+                return Err(corrupt("commit log", format!("{x} is prepared but has no prepared record")));
+            }
             if let Some(t) = open(WAL)? {
                 if let Some((k, _)) = t.last().map_err(io)? {
                     st.next_lsn = from_be(k.value())? + 1;
@@ -503,6 +510,38 @@ impl Store {
         st.clog.insert(xid, XidStatus::InProgress);
         drop(st);
         Ok(Txn::new(self.clone(), xid, isolation, snapshot))
+    }
+
+    /// Durably reserve `n` GXIDs for a node that runs without a GTM (a standalone datanode, tests):
+    /// returns the first of `n` consecutive GXIDs that no earlier reservation and no transaction
+    /// this store has seen used. The high-water mark is fsynced before this returns, so GXIDs are
+    /// never reused across restarts (the GTM's block reservation, locally).
+    ///
+    /// Errors: 58030 on disk failure.
+    pub fn reserve_local_xids(&self, n: u64) -> Result<Gxid, PgError> {
+        let mut w = self.db().begin_write().map_err(io)?;
+        let st = self.state();
+        st.check_usable()?;
+        w.set_durability(redb::Durability::Immediate).map_err(io)?;
+        let seen = st
+            .clog
+            .keys()
+            .next_back()
+            .map_or(Gxid::FIRST_NORMAL.0, |x| x.0 + 1)
+            .max(st.active.keys().next_back().map_or(0, |x| x.0 + 1));
+        let start = {
+            let mut meta = w.open_table(tdef(META)).map_err(io)?;
+            let hwm = match meta.get(b"xid_hwm".as_slice()).map_err(io)? {
+                Some(v) => from_be(v.value())?,
+                None => 0,
+            };
+            let start = hwm.max(seen).max(Gxid::FIRST_NORMAL.0);
+            meta.insert(b"xid_hwm".as_slice(), be(start.saturating_add(n)).as_slice())
+                .map_err(io)?;
+            start
+        };
+        w.commit().map_err(io)?;
+        Ok(Gxid(start))
     }
 
     /// The local commit-log status of `xid` (absent = aborted or never here).
