@@ -103,6 +103,8 @@ pub enum SqlState {
     InvalidCursorName,
     /// 42701 duplicate_column.
     DuplicateColumn,
+    /// 42P16 invalid_table_definition (e.g. two primary keys).
+    InvalidTableDefinition,
     /// 42702 ambiguous_column (`column reference "c" is ambiguous`).
     AmbiguousColumn,
     /// 42703 undefined_column (`column "c" does not exist`).
@@ -175,6 +177,7 @@ impl SqlState {
             NoActiveSqlTransaction => "25P01",
             InvalidCursorName => "34000",
             DuplicateColumn => "42701",
+            InvalidTableDefinition => "42P16",
             AmbiguousColumn => "42702",
             UndefinedColumn => "42703",
             GroupingError => "42803",

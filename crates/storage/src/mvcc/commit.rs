@@ -201,21 +201,20 @@ impl Store {
                             (req.xid, Ok(()))
                         }
                     }
-                    EndKind::CommitPrepared { gid } | EndKind::RollbackPrepared { gid } => match st
-                        .prepared
-                        .get(gid)
-                    {
-                        Some(p) if !claimed.contains(gid) => (p.xid, Ok(())),
-                        _ => (
-                            req.xid,
-                            Err(PgError::new(
-                                SqlState::UndefinedObject,
-                                format!(
+                    EndKind::CommitPrepared { gid } | EndKind::RollbackPrepared { gid } => {
+                        match st.prepared.get(gid) {
+                            Some(p) if !claimed.contains(gid) => (p.xid, Ok(())),
+                            _ => (
+                                req.xid,
+                                Err(PgError::new(
+                                    SqlState::UndefinedObject,
+                                    format!(
                                     "prepared transaction with identifier \"{gid}\" does not exist"
                                 ),
-                            )),
-                        ),
-                    },
+                                )),
+                            ),
+                        }
+                    }
                 };
                 if let Err(e) = check {
                     let _ = req.done.send(Err(e));

@@ -340,12 +340,13 @@ impl Store {
                     st.prepared.insert(p.gid.clone(), p);
                 }
             }
-            if let Some((x, _)) = st
-                .clog
-                .iter()
-                .find(|(x, s)| **s == XidStatus::Prepared && !st.prepared.values().any(|p| p.xid == **x))
-            {
-                return Err(corrupt("commit log", format!("{x} is prepared but has no prepared record")));
+            if let Some((x, _)) = st.clog.iter().find(|(x, s)| {
+                **s == XidStatus::Prepared && !st.prepared.values().any(|p| p.xid == **x)
+            }) {
+                return Err(corrupt(
+                    "commit log",
+                    format!("{x} is prepared but has no prepared record"),
+                ));
             }
             if let Some(t) = open(WAL)? {
                 if let Some((k, _)) = t.last().map_err(io)? {
@@ -536,8 +537,11 @@ impl Store {
                 None => 0,
             };
             let start = hwm.max(seen).max(Gxid::FIRST_NORMAL.0);
-            meta.insert(b"xid_hwm".as_slice(), be(start.saturating_add(n)).as_slice())
-                .map_err(io)?;
+            meta.insert(
+                b"xid_hwm".as_slice(),
+                be(start.saturating_add(n)).as_slice(),
+            )
+            .map_err(io)?;
             start
         };
         w.commit().map_err(io)?;

@@ -807,9 +807,9 @@ impl Txn {
         keys: &[(RelId, IndexKey)],
     ) -> Result<Tid, PgError> {
         let tids = self.insert_many(table, &[(payload, keys)]).await?;
-        tids.first().copied().ok_or_else(|| {
-            PgError::new(SqlState::InternalError, "insert returned no tuple id")
-        })
+        tids.first()
+            .copied()
+            .ok_or_else(|| PgError::new(SqlState::InternalError, "insert returned no tuple id"))
     }
 
     /// INSERT many rows (multi-row INSERT, COPY FROM): each `(payload, keys)` as for
@@ -838,7 +838,12 @@ impl Txn {
                     let tid = c.alloc_tid(sid)?;
                     match c.index_new_version(xid, table, sid, tid, keys)? {
                         Ok(idx) => {
-                            changes.push(c.put_tuple(sid, tid, &Header::inserted(xid, cid), payload)?);
+                            changes.push(c.put_tuple(
+                                sid,
+                                tid,
+                                &Header::inserted(xid, cid),
+                                payload,
+                            )?);
                             changes.extend(idx);
                             new_tids.push(tid);
                         }
@@ -1233,7 +1238,10 @@ impl Txn {
                     Some(t) => {
                         let (h, p) = decode_tuple(t.value())?;
                         match visible(&h, &viewer, |x| st.status(x)) {
-                            Visibility::Visible => Ok(Some(Row { tid, data: p.to_vec() })),
+                            Visibility::Visible => Ok(Some(Row {
+                                tid,
+                                data: p.to_vec(),
+                            })),
                             Visibility::Invisible => Ok(None),
                             Visibility::WaitFor(x) => Err(x),
                         }
