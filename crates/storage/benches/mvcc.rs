@@ -38,7 +38,9 @@
 //! - `PGXC_BENCH_WORKERS`: tokio worker threads (default 2).
 
 use pgxc_storage::keycode::{encode_key, KeyDatum};
-use pgxc_storage::mvcc::{IndexKey, Isolation, KeyRange, LocalGtm, RelId, Store, StoreConfig, Txn};
+use pgxc_storage::mvcc::{
+    IndexKey, Isolation, KeyRange, LocalGtm, NewRow, RelId, Store, StoreConfig, Txn,
+};
 use pgxc_storage::Disk;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -250,11 +252,15 @@ impl Pgxc {
         while i < cfg.rows {
             let mut t = begin(&self.store, &self.gtm, Isolation::ReadCommitted);
             let end = (i + LOAD_CHUNK).min(cfg.rows);
-            for j in i..end {
-                t.insert(table, &payload(j, cfg.payload), &[(idx, key(j))])
-                    .await
-                    .expect("load insert");
-            }
+            // One multi-row insert per chunk (as COPY / multi-row INSERT will do).
+            let payloads: Vec<Vec<u8>> = (i..end).map(|j| payload(j, cfg.payload)).collect();
+            let keys: Vec<[(RelId, IndexKey); 1]> = (i..end).map(|j| [(idx, key(j))]).collect();
+            let rows: Vec<NewRow<'_>> = payloads
+                .iter()
+                .zip(&keys)
+                .map(|(p, k)| (p.as_slice(), k.as_slice()))
+                .collect();
+            t.insert_many(table, &rows).await.expect("load insert");
             commit(t, &self.gtm).await;
             i = end;
         }
