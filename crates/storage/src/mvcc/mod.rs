@@ -41,6 +41,8 @@
 
 mod catalog;
 mod commit;
+#[cfg(not(madsim))]
+pub mod fixtures;
 mod local_gtm;
 mod locks;
 mod store;

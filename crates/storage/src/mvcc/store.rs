@@ -36,6 +36,22 @@ pub(crate) fn tdef(name: &str) -> TableDefinition<'_, &'static [u8], &'static [u
     TableDefinition::new(name)
 }
 
+/// A table of a read transaction.
+pub(crate) type ReadTable = redb::ReadOnlyTable<&'static [u8], &'static [u8]>;
+
+/// Open table `name` in read transaction `r`; `None` if it was never created (reads of a
+/// never-written storage are empty).
+pub(crate) fn open_read(
+    r: &redb::ReadTransaction,
+    name: &str,
+) -> Result<Option<ReadTable>, PgError> {
+    match r.open_table(tdef(name)) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(io(e)),
+    }
+}
+
 pub(crate) fn be(x: u64) -> [u8; 8] {
     x.to_be_bytes()
 }
@@ -640,10 +656,9 @@ impl Store {
         };
         let r = self.db().begin_read().map_err(io)?;
         let count = |name: String| -> Result<u64, PgError> {
-            match r.open_table(tdef(&name)) {
-                Ok(t) => t.len().map_err(io),
-                Err(redb::TableError::TableDoesNotExist(_)) => Ok(0),
-                Err(e) => Err(io(e)),
+            match open_read(&r, &name)? {
+                Some(t) => t.len().map_err(io),
+                None => Ok(0),
             }
         };
         let mut s = RelStats {
@@ -665,10 +680,8 @@ impl Store {
         let r = self.db().begin_read().map_err(io)?;
         let mut n = 0;
         for sid in sids {
-            let t = match r.open_table(tdef(&heap_table(sid))) {
-                Ok(t) => t,
-                Err(redb::TableError::TableDoesNotExist(_)) => continue,
-                Err(e) => return Err(io(e)),
+            let Some(t) = open_read(&r, &heap_table(sid))? else {
+                continue;
             };
             for e in t.iter().map_err(io)? {
                 let (_, v) = e.map_err(io)?;

@@ -12,7 +12,7 @@ use super::catalog::{heap_table, index_table, RelDef, RelEntry, RelId, RelKind};
 use super::commit::EndKind;
 use super::locks::{LockMode, WaitRefused};
 use super::store::{
-    be, corrupt, from_be, io, tdef, PrepareInfo, State, Store, WriteCtx, CATALOG, META,
+    be, corrupt, from_be, io, open_read, tdef, PrepareInfo, State, Store, WriteCtx, CATALOG, META,
 };
 use super::tuple::{decode_tuple, encode_tuple, Header, RowLockStrength, Tid, XmaxKind};
 use super::visibility::{
@@ -1035,10 +1035,8 @@ impl Txn {
                 let st = self.store.state();
                 let sid = self.table_entry(&st, table)?.sid_for(xid);
                 let r = self.store.db().begin_read().map_err(io)?;
-                let heap = match r.open_table(tdef(&heap_table(sid))) {
-                    Ok(t) => t,
-                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                    Err(e) => return Err(io(e)),
+                let Some(heap) = open_read(&r, &heap_table(sid))? else {
+                    return Ok(None);
                 };
                 let Some((h, payload)) = read_tuple(&heap, tid)? else {
                     return Ok(None);
@@ -1074,10 +1072,8 @@ impl Txn {
             let v = {
                 let st = self.store.state();
                 let r = self.store.db().begin_read().map_err(io)?;
-                let heap = match r.open_table(tdef(&heap_table(sid))) {
-                    Ok(t) => t,
-                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
-                    Err(e) => return Err(io(e)),
+                let Some(heap) = open_read(&r, &heap_table(sid))? else {
+                    return Ok(None);
                 };
                 let Some((h, payload)) = read_tuple(&heap, tid)? else {
                     return Ok(None);
@@ -1183,13 +1179,9 @@ impl Txn {
         let st = self.store.state();
         st.check_usable()?;
         let r = self.store.db().begin_read().map_err(io)?;
-        let heap = match r.open_table(tdef(&heap_table(scan.heap_sid))) {
-            Ok(t) => t,
-            Err(redb::TableError::TableDoesNotExist(_)) => {
-                scan.done = true;
-                return Ok(None);
-            }
-            Err(e) => return Err(io(e)),
+        let Some(heap) = open_read(&r, &heap_table(scan.heap_sid))? else {
+            scan.done = true;
+            return Ok(None);
         };
         let viewer = Viewer {
             xid: self.xid,
@@ -1197,14 +1189,13 @@ impl Txn {
             snapshot: &self.snapshot,
         };
         let source = match scan.index_sid {
-            Some(sid) => match r.open_table(tdef(&index_table(sid))) {
-                Ok(t) => Some(t),
-                Err(redb::TableError::TableDoesNotExist(_)) => {
+            Some(sid) => {
+                let Some(t) = open_read(&r, &index_table(sid))? else {
                     scan.done = true;
                     return Ok(None);
-                }
-                Err(e) => return Err(io(e)),
-            },
+                };
+                Some(t)
+            }
             None => None,
         };
         let table = source.as_ref().unwrap_or(&heap);

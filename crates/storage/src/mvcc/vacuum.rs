@@ -8,7 +8,7 @@ use pgxc_common::{Gxid, PgError};
 use redb::{ReadableDatabase, ReadableTable};
 
 use super::catalog::{heap_table, index_table, RelKind};
-use super::store::{be, from_be, io, tdef, Store, VacuumStats};
+use super::store::{be, from_be, io, open_read, tdef, Store, VacuumStats};
 use super::tuple::{decode_tuple, Tid};
 use super::visibility::is_dead;
 
@@ -67,10 +67,8 @@ impl Store {
                 let st = self.state();
                 let h = st.clamp_horizon(horizon);
                 let r = self.db().begin_read().map_err(io)?;
-                let t = match r.open_table(tdef(&heap_table(heap_sid))) {
-                    Ok(t) => t,
-                    Err(redb::TableError::TableDoesNotExist(_)) => return Ok(()),
-                    Err(e) => return Err(io(e)),
+                let Some(t) = open_read(&r, &heap_table(heap_sid))? else {
+                    return Ok(());
                 };
                 let lower = after
                     .as_deref()
