@@ -33,6 +33,16 @@ pub enum SqlState {
     DivisionByZero,
     /// 2201F invalid_argument_for_power_function (`cannot take square root of a negative number`).
     InvalidArgumentForPowerFunction,
+    /// 2201E invalid_argument_for_logarithm.
+    InvalidArgumentForLogarithm,
+    /// 2201W invalid_row_count_in_limit_clause.
+    InvalidRowCountInLimitClause,
+    /// 2201X invalid_row_count_in_result_offset_clause.
+    InvalidRowCountInResultOffsetClause,
+    /// 54000 program_limit_exceeded.
+    ProgramLimitExceeded,
+    /// 3B001 invalid_savepoint_specification.
+    InvalidSavepointSpecification,
     /// 22P05 untranslatable_character (`unsupported Unicode escape sequence`).
     UntranslatableCharacter,
     /// 22021 character_not_in_repertoire (`invalid byte sequence for encoding "UTF8": 0xff`).
@@ -105,6 +115,34 @@ pub enum SqlState {
     DuplicateColumn,
     /// 42P16 invalid_table_definition (e.g. two primary keys).
     InvalidTableDefinition,
+    /// 428C9 generated_always (a value for a GENERATED ALWAYS column).
+    GeneratedAlways,
+    /// 22025 invalid_escape_sequence.
+    InvalidEscapeSequence,
+    /// 42P06 duplicate_schema.
+    DuplicateSchema,
+    /// 3F000 invalid_schema_name.
+    InvalidSchemaName,
+    /// 42P03 duplicate_cursor.
+    DuplicateCursor,
+    /// 42P20 windowing_error.
+    WindowingError,
+    /// 22014 invalid_argument_for_ntile_function.
+    InvalidArgumentForNtile,
+    /// 22016 invalid_argument_for_nth_value_function.
+    InvalidArgumentForNthValue,
+    /// 42830 invalid_foreign_key.
+    InvalidForeignKey,
+    /// 42P05 duplicate_prepared_statement.
+    DuplicatePreparedStatement,
+    /// 26000 invalid_sql_statement_name (unknown prepared statement).
+    InvalidSqlStatementName,
+    /// 42P02 undefined_parameter.
+    UndefinedParameter,
+    /// 42P19 invalid_recursion.
+    InvalidRecursion,
+    /// 2BP01 dependent_objects_still_exist.
+    DependentObjectsStillExist,
     /// 42702 ambiguous_column (`column reference "c" is ambiguous`).
     AmbiguousColumn,
     /// 42703 undefined_column (`column "c" does not exist`).
@@ -142,6 +180,11 @@ impl SqlState {
             InvalidTimeZoneDisplacementValue => "22009",
             DivisionByZero => "22012",
             InvalidArgumentForPowerFunction => "2201F",
+            InvalidArgumentForLogarithm => "2201E",
+            InvalidRowCountInLimitClause => "2201W",
+            InvalidRowCountInResultOffsetClause => "2201X",
+            ProgramLimitExceeded => "54000",
+            InvalidSavepointSpecification => "3B001",
             UntranslatableCharacter => "22P05",
             CharacterNotInRepertoire => "22021",
             IntervalFieldOverflow => "22015",
@@ -178,6 +221,20 @@ impl SqlState {
             InvalidCursorName => "34000",
             DuplicateColumn => "42701",
             InvalidTableDefinition => "42P16",
+            GeneratedAlways => "428C9",
+            InvalidEscapeSequence => "22025",
+            DuplicateSchema => "42P06",
+            InvalidSchemaName => "3F000",
+            DuplicateCursor => "42P03",
+            WindowingError => "42P20",
+            InvalidArgumentForNtile => "22014",
+            InvalidArgumentForNthValue => "22016",
+            InvalidForeignKey => "42830",
+            DuplicatePreparedStatement => "42P05",
+            InvalidSqlStatementName => "26000",
+            UndefinedParameter => "42P02",
+            InvalidRecursion => "42P19",
+            DependentObjectsStillExist => "2BP01",
             AmbiguousColumn => "42702",
             UndefinedColumn => "42703",
             GroupingError => "42803",

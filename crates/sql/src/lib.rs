@@ -5,6 +5,18 @@
 //! - [`parser`]: the front end: sqlparser (PostgreSQL dialect) plus a small pre-parse layer for
 //!   statements it cannot parse and the Postgres-XC cluster extensions; syntax errors are 42601 with a
 //!   position.
+//! - [`expr`]: typed expression trees with PostgreSQL's evaluation semantics.
+//! - [`catalog`]: the SQL catalog (tables, columns, constraints, indexes, views) stored in an MVCC
+//!   system table, and the row / index-key encodings.
+//! - [`engine`]: the standalone engine ([`Engine`]) and its [`Session`]s: simple-query execution,
+//!   transaction blocks, SET/SHOW, PREPARE/EXECUTE, cursors. Statements are bound and executed by
+//!   a first, materializing executor (`exec`), driven by the conformance suite in `tests/sql`.
 
+pub mod catalog;
+pub mod engine;
+mod exec;
+pub mod expr;
 pub mod parser;
 pub mod types;
+
+pub use engine::{Engine, QueryResult, Session};

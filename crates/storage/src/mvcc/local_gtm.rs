@@ -31,6 +31,12 @@ impl LocalGtm {
         }
     }
 
+    /// Make the next GXID at least `next` (after a durable reservation that starts there); the
+    /// running set is kept.
+    pub fn advance_to(&mut self, next: Gxid) {
+        self.next = self.next.max(next.0);
+    }
+
     /// Issue the next GXID and register it as running.
     pub fn begin(&mut self) -> Gxid {
         let x = Gxid(self.next);
