@@ -357,32 +357,8 @@ impl Expr {
                 Value::Bool(b) => Value::Bool(!b),
                 _ => Value::Null,
             }),
-            Expr::And(items) => {
-                let mut null = false;
-                for e in items {
-                    match e.eval(row, cx)? {
-                        Value::Bool(false) => return Ok(Value::Bool(false)),
-                        Value::Bool(true) => {}
-                        _ => null = true,
-                    }
-                }
-                Ok(if null { Value::Null } else { Value::Bool(true) })
-            }
-            Expr::Or(items) => {
-                let mut null = false;
-                for e in items {
-                    match e.eval(row, cx)? {
-                        Value::Bool(true) => return Ok(Value::Bool(true)),
-                        Value::Bool(false) => {}
-                        _ => null = true,
-                    }
-                }
-                Ok(if null {
-                    Value::Null
-                } else {
-                    Value::Bool(false)
-                })
-            }
+            Expr::And(items) => eval_junction(items, false, row, cx),
+            Expr::Or(items) => eval_junction(items, true, row, cx),
             Expr::IsNull(e, negated) => Ok(Value::Bool(e.eval(row, cx)?.is_null() != *negated)),
             Expr::IsDistinct(a, b, negated) => {
                 let x = a.eval(row, cx)?;
@@ -447,19 +423,10 @@ impl Expr {
                 Ok(best.unwrap_or(Value::Null))
             }
             Expr::InList(x, items, negated) => {
-                let mut null = false;
-                for e in items {
-                    match e.eval(row, cx)? {
-                        Value::Bool(true) => return Ok(Value::Bool(!negated)),
-                        Value::Bool(false) => {}
-                        _ => null = true,
-                    }
-                }
                 let _ = x;
-                Ok(if null {
-                    Value::Null
-                } else {
-                    Value::Bool(*negated)
+                Ok(match eval_junction(items, true, row, cx)? {
+                    Value::Bool(b) => Value::Bool(b != *negated),
+                    v => v,
                 })
             }
             Expr::Like(x, p, negated, ci) => {
@@ -502,14 +469,7 @@ impl Expr {
                         continue;
                     }
                     let ord = compare(&x, &it).unwrap_or(Ordering::Equal);
-                    let r = match op {
-                        BinOp::Eq => ord == Ordering::Equal,
-                        BinOp::Ne => ord != Ordering::Equal,
-                        BinOp::Lt => ord == Ordering::Less,
-                        BinOp::Le => ord != Ordering::Greater,
-                        BinOp::Gt => ord == Ordering::Greater,
-                        _ => ord != Ordering::Less,
-                    };
+                    let r = comparison_holds(*op, ord)?;
                     if r == *any {
                         return Ok(Value::Bool(*any));
                     }
@@ -536,6 +496,30 @@ impl Expr {
 ///
 /// Errors: 22025 is PostgreSQL's code for a pattern ending in the escape; reported as 22P02-like
 /// invalid input here (`LIKE pattern must not end with escape character`).
+/// OR (`decisive` true) or AND (`decisive` false) of `items` under SQL's three-valued logic:
+/// the first item equal to `decisive` decides (the rest are not evaluated); otherwise NULL if
+/// any item was NULL, else `!decisive`.
+fn eval_junction(
+    items: &[Expr],
+    decisive: bool,
+    row: &[Value],
+    cx: &EvalContext,
+) -> Result<Value, PgError> {
+    let mut null = false;
+    for e in items {
+        match e.eval(row, cx)? {
+            Value::Bool(b) if b == decisive => return Ok(Value::Bool(decisive)),
+            Value::Bool(_) => {}
+            _ => null = true,
+        }
+    }
+    Ok(if null {
+        Value::Null
+    } else {
+        Value::Bool(!decisive)
+    })
+}
+
 pub fn like(s: &str, pat: &str) -> Result<bool, PgError> {
     let s: Vec<char> = s.chars().collect();
     let p: Vec<char> = pat.chars().collect();
@@ -706,16 +690,7 @@ fn binary(
                 format!("could not compare values of type {}", in_ty.name()),
             )
         })?;
-        let r = match op {
-            BinOp::Eq => ord == Ordering::Equal,
-            BinOp::Ne => ord != Ordering::Equal,
-            BinOp::Lt => ord == Ordering::Less,
-            BinOp::Le => ord != Ordering::Greater,
-            BinOp::Gt => ord == Ordering::Greater,
-            BinOp::Ge => ord != Ordering::Less,
-            _ => unreachable_op(op)?,
-        };
-        return Ok(Value::Bool(r));
+        return Ok(Value::Bool(comparison_holds(op, ord)?));
     }
     if op == BinOp::Concat {
         let a = text_of(&x, in_ty, cx);
@@ -842,6 +817,19 @@ fn binary(
         }
         _ => Err(bad_operands(op, in_ty)),
     }
+}
+
+/// Whether comparison `op` holds between two values that compare as `ord`.
+fn comparison_holds(op: BinOp, ord: Ordering) -> Result<bool, PgError> {
+    Ok(match op {
+        BinOp::Eq => ord == Ordering::Equal,
+        BinOp::Ne => ord != Ordering::Equal,
+        BinOp::Lt => ord == Ordering::Less,
+        BinOp::Le => ord != Ordering::Greater,
+        BinOp::Gt => ord == Ordering::Greater,
+        BinOp::Ge => ord != Ordering::Less,
+        _ => return unreachable_op(op),
+    })
 }
 
 fn unreachable_op(op: BinOp) -> Result<bool, PgError> {

@@ -64,6 +64,25 @@ fn int_arg(e: Expr, fname: &str) -> Result<Expr, PgError> {
     }
 }
 
+/// `args` as the text arguments of `fname`.
+fn text_args(args: Vec<Expr>, fname: &str) -> Result<Vec<Expr>, PgError> {
+    args.into_iter().map(|a| text_arg(a, fname)).collect()
+}
+
+/// `args` as the text arguments of `fname`, but for an integer one at position `int_at`.
+fn text_args_int_at(args: Vec<Expr>, int_at: usize, fname: &str) -> Result<Vec<Expr>, PgError> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            if i == int_at {
+                int_arg(a, fname)
+            } else {
+                text_arg(a, fname)
+            }
+        })
+        .collect()
+}
+
 fn num_arg(e: Expr, fname: &str) -> Result<Expr, PgError> {
     match e.data_type() {
         DataType::Unknown => coerce(e, &DataType::Float8, CastContext::Implicit),
@@ -1362,24 +1381,15 @@ impl<'a> Exec<'a> {
                     "rtrim" => Func::Rtrim,
                     _ => Func::Btrim,
                 };
-                let v = args
-                    .into_iter()
-                    .map(|a| text_arg(a, &name))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let v = text_args(args, &name)?;
                 Ok(Expr::Func(func, v, DataType::Text))
             }
             ("replace", 3) => {
-                let v = args
-                    .into_iter()
-                    .map(|a| text_arg(a, &name))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let v = text_args(args, &name)?;
                 Ok(Expr::Func(Func::Replace, v, DataType::Text))
             }
             ("strpos", 2) => {
-                let v = args
-                    .into_iter()
-                    .map(|a| text_arg(a, &name))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let v = text_args(args, &name)?;
                 Ok(Expr::Func(Func::Strpos, v, DataType::Int4))
             }
             ("repeat" | "left" | "right", 2) => {
@@ -1548,14 +1558,7 @@ impl<'a> Exec<'a> {
                 Ok(Expr::Func(Func::Chr, vec![x], DataType::Text))
             }
             ("lpad" | "rpad", 2 | 3) => {
-                let mut v = Vec::new();
-                for (i, a) in args.into_iter().enumerate() {
-                    v.push(if i == 1 {
-                        int_arg(a, &name)?
-                    } else {
-                        text_arg(a, &name)?
-                    });
-                }
+                let v = text_args_int_at(args, 1, &name)?;
                 let func = if name == "lpad" {
                     Func::Lpad
                 } else {
@@ -1564,21 +1567,11 @@ impl<'a> Exec<'a> {
                 Ok(Expr::Func(func, v, DataType::Text))
             }
             ("split_part", 3) => {
-                let mut v = Vec::new();
-                for (i, a) in args.into_iter().enumerate() {
-                    v.push(if i == 2 {
-                        int_arg(a, &name)?
-                    } else {
-                        text_arg(a, &name)?
-                    });
-                }
+                let v = text_args_int_at(args, 2, &name)?;
                 Ok(Expr::Func(Func::SplitPart, v, DataType::Text))
             }
             ("starts_with", 2) | ("translate", 3) => {
-                let v = args
-                    .into_iter()
-                    .map(|a| text_arg(a, &name))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let v = text_args(args, &name)?;
                 Ok(if name == "starts_with" {
                     Expr::Func(Func::StartsWith, v, DataType::Bool)
                 } else {

@@ -1396,12 +1396,7 @@ impl<'a> Exec<'a> {
             _ => i64::MAX,
         };
         let konst = |e: &A| -> Result<i64, PgError> {
-            let b = coerce(
-                self.bind(e, &Cx::plain(&[]))?,
-                &DataType::Int8,
-                CastContext::Assignment,
-            )?;
-            match b.eval(&[], &self.cx)? {
+            match self.eval_const_int8(e, CastContext::Assignment)? {
                 Value::Int8(v) => Ok(v),
                 _ => Err(err(
                     SqlState::InvalidParameterValue,
@@ -1949,13 +1944,19 @@ impl<'a> Exec<'a> {
         }
     }
 
-    /// The extra relation of `UPDATE ... FROM` / `DELETE ... USING` (one empty row without it).
-    fn extra_rel(&self, items: Option<&Vec<ast::TableWithJoins>>) -> Result<Rel, PgError> {
+    /// The value of `e`, an expression over no columns, cast to int8 in context `ctx`.
+    fn eval_const_int8(&self, e: &A, ctx: CastContext) -> Result<Value, PgError> {
+        coerce(self.bind(e, &Cx::plain(&[]))?, &DataType::Int8, ctx)?.eval(&[], &self.cx)
+    }
+
+    /// The cross join of a FROM list: of `SELECT ... FROM`, or the extra relation of
+    /// `UPDATE ... FROM` / `DELETE ... USING` (one empty row for an empty list).
+    fn cross_join_from(&self, items: &[ast::TableWithJoins]) -> Result<Rel, PgError> {
         let mut rel = Rel {
             cols: Vec::new(),
             rows: vec![Vec::new()],
         };
-        for (i, twj) in items.into_iter().flatten().enumerate() {
+        for (i, twj) in items.iter().enumerate() {
             let r = self.join_tree(twj)?;
             rel = if i == 0 {
                 r
@@ -1988,6 +1989,42 @@ impl<'a> Exec<'a> {
         Ok(None)
     }
 
+    /// The write loop of UPDATE and DELETE: for each row of `def` that (joined with `extra`)
+    /// satisfies `filter`, `write` changes the version at `tid` and, once that is done, `done`
+    /// turns the old row, the matching combined row and what `write` kept into an output row.
+    /// A row this statement already changed, or one deleted meanwhile, is skipped; one a
+    /// committed transaction updated meanwhile is re-checked on its newest version and retried
+    /// (PostgreSQL's EvalPlanQual).
+    fn modify_matching<D, S>(
+        &self,
+        def: &TableDef,
+        extra: &Rel,
+        filter: &Filter<'_>,
+        scope: &[ColInfo],
+        mut write: impl FnMut(Tid, &[Value], &[Value]) -> Result<(Outcome<D>, S), PgError>,
+        mut done: impl FnMut(&[Value], Vec<Value>, S) -> Result<Vec<Value>, PgError>,
+    ) -> Result<Vec<Vec<Value>>, PgError> {
+        let mut out = Vec::new();
+        for r in self.scan(RelId(def.rel))? {
+            let mut tid = r.tid;
+            let mut row = decode_row(&r.data)?;
+            while let Some(combined) = self.first_match(&row, extra, filter, scope)? {
+                match write(tid, &row, &combined)? {
+                    (Outcome::Done(_), kept) => {
+                        out.push(done(&row, combined, kept)?);
+                        break;
+                    }
+                    (Outcome::SelfModified | Outcome::Gone, _) => break,
+                    (Outcome::Changed(nr), _) => {
+                        tid = nr.tid;
+                        row = decode_row(&nr.data)?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn update(&self, u: &ast::Update) -> Result<QueryResult, PgError> {
         if !u.table.joins.is_empty() {
             return Err(unsupported("UPDATE of a join"));
@@ -1998,7 +2035,7 @@ impl<'a> Exec<'a> {
             | Some(ast::UpdateTableFromKind::AfterSet(v)) => Some(v),
             None => None,
         };
-        let extra = self.extra_rel(from)?;
+        let extra = self.cross_join_from(from.map_or(&[], Vec::as_slice))?;
         let generated = self.generated_exprs(&def)?;
         let mut scope = Self::table_scope(&def, alias.as_deref());
         scope.extend(extra.cols.iter().cloned());
@@ -2060,41 +2097,34 @@ impl<'a> Exec<'a> {
             }
         }
         let filter = self.bind_filter(u.selection.as_ref(), &scope)?;
-        let mut done = Vec::new();
-        for r in self.scan(RelId(def.rel))? {
-            let mut tid = r.tid;
-            let mut row = decode_row(&r.data)?;
-            while let Some(combined) = self.first_match(&row, &extra, &filter, &scope)? {
-                let mut new = row.clone();
+        let done = self.modify_matching(
+            &def,
+            &extra,
+            &filter,
+            &scope,
+            |tid, row, combined| {
+                let mut new = row.to_vec();
                 for (p, e) in &sets {
-                    new[*p] = e.eval(&combined, &self.cx)?;
+                    new[*p] = e.eval(combined, &self.cx)?;
                 }
                 self.apply_generated(&generated, &mut new)?;
                 self.check_row(&def, &new)?;
                 let payload = encode_row(&new)?;
                 let keys = Self::keys(&def, &new);
-                let o = {
-                    let mut t = self.txn.borrow_mut();
-                    self.eng
-                        .block_on(t.update(RelId(def.rel), tid, &payload, &keys))
-                        .map_err(|e| Self::unique_error(&def, e))?
-                };
-                match o {
-                    Outcome::Done(_) => {
-                        self.fk_parent_changed(&def, &row, Some(&new))?;
-                        let mut out = new;
-                        out.extend(combined[def.columns.len()..].iter().cloned());
-                        done.push(out);
-                        break;
-                    }
-                    Outcome::SelfModified | Outcome::Gone => break,
-                    Outcome::Changed(nr) => {
-                        tid = nr.tid;
-                        row = decode_row(&nr.data)?;
-                    }
-                }
-            }
-        }
+                let mut t = self.txn.borrow_mut();
+                let o = self
+                    .eng
+                    .block_on(t.update(RelId(def.rel), tid, &payload, &keys))
+                    .map_err(|e| Self::unique_error(&def, e))?;
+                Ok((o, new))
+            },
+            |row, combined, new| {
+                self.fk_parent_changed(&def, row, Some(&new))?;
+                let mut out = new;
+                out.extend(combined[def.columns.len()..].iter().cloned());
+                Ok(out)
+            },
+        )?;
         let n = done.len();
         self.returning(u.returning.as_ref(), &scope, done, format!("UPDATE {n}"))
     }
@@ -2116,33 +2146,24 @@ impl<'a> Exec<'a> {
             return Err(unsupported("DELETE from several tables"));
         }
         let (def, alias) = self.target_table(&from[0].relation)?;
-        let extra = self.extra_rel(d.using.as_ref())?;
+        let extra = self.cross_join_from(d.using.as_deref().unwrap_or_default())?;
         let mut scope = Self::table_scope(&def, alias.as_deref());
         scope.extend(extra.cols.iter().cloned());
         let filter = self.bind_filter(d.selection.as_ref(), &scope)?;
-        let mut done = Vec::new();
-        for r in self.scan(RelId(def.rel))? {
-            let mut tid = r.tid;
-            let mut row = decode_row(&r.data)?;
-            while let Some(combined) = self.first_match(&row, &extra, &filter, &scope)? {
-                let o = {
-                    let mut t = self.txn.borrow_mut();
-                    self.eng.block_on(t.delete(RelId(def.rel), tid))?
-                };
-                match o {
-                    Outcome::Done(()) => {
-                        self.fk_parent_changed(&def, &row, None)?;
-                        done.push(combined);
-                        break;
-                    }
-                    Outcome::SelfModified | Outcome::Gone => break,
-                    Outcome::Changed(nr) => {
-                        tid = nr.tid;
-                        row = decode_row(&nr.data)?;
-                    }
-                }
-            }
-        }
+        let done = self.modify_matching(
+            &def,
+            &extra,
+            &filter,
+            &scope,
+            |tid, _, _| {
+                let mut t = self.txn.borrow_mut();
+                Ok((self.eng.block_on(t.delete(RelId(def.rel), tid))?, ()))
+            },
+            |row, combined, ()| {
+                self.fk_parent_changed(&def, row, None)?;
+                Ok(combined)
+            },
+        )?;
         let n = done.len();
         self.returning(d.returning.as_ref(), &scope, done, format!("DELETE {n}"))
     }

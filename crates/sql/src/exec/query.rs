@@ -411,12 +411,7 @@ impl<'a> Exec<'a> {
         if matches!(e, A::Identifier(i) if i.value.eq_ignore_ascii_case("all")) {
             return Ok(None);
         }
-        let b = coerce(
-            self.bind(e, &Cx::plain(&[]))?,
-            &DataType::Int8,
-            CastContext::Assignment,
-        )?;
-        match b.eval(&[], &self.cx)? {
+        match self.eval_const_int8(e, CastContext::Assignment)? {
             Value::Null => Ok(None),
             Value::Int8(n) if n < 0 => Err(err(
                 if what == "OFFSET" {
@@ -936,22 +931,7 @@ impl<'a> Exec<'a> {
                 Value::Array(items) => items.into_iter().map(|v| vec![v]).collect(),
                 _ => Vec::new(),
             };
-            let qual = alias
-                .map(|a| normalize_ident(&a.name))
-                .unwrap_or_else(|| fname.clone());
-            let cname = alias
-                .and_then(|a| a.columns.first())
-                .map(|c| normalize_ident(&c.name))
-                .unwrap_or_else(|| qual.clone());
-            return Ok(Rel {
-                cols: vec![ColInfo {
-                    table: Some(qual),
-                    name: cname,
-                    ty: out_type(&elem),
-                    hidden: false,
-                }],
-                rows,
-            });
+            return Ok(function_rel(&fname, alias, out_type(&elem), rows));
         }
         if fname != "generate_series" {
             return Err(err(
@@ -963,12 +943,7 @@ impl<'a> Exec<'a> {
         for a in args {
             match a {
                 FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
-                    let b = coerce(
-                        self.bind(e, &Cx::plain(&[]))?,
-                        &DataType::Int8,
-                        CastContext::Implicit,
-                    )?;
-                    vals.push(b.eval(&[], &self.cx)?);
+                    vals.push(self.eval_const_int8(e, CastContext::Implicit)?);
                 }
                 _ => return Err(unsupported("this generate_series argument")),
             }
@@ -997,22 +972,7 @@ impl<'a> Exec<'a> {
                 None => break,
             };
         }
-        let qual = alias
-            .map(|a| normalize_ident(&a.name))
-            .unwrap_or_else(|| fname.clone());
-        let cname = alias
-            .and_then(|a| a.columns.first())
-            .map(|c| normalize_ident(&c.name))
-            .unwrap_or_else(|| qual.clone());
-        Ok(Rel {
-            cols: vec![ColInfo {
-                table: Some(qual),
-                name: cname,
-                ty: DataType::Int4,
-                hidden: false,
-            }],
-            rows,
-        })
+        Ok(function_rel(&fname, alias, DataType::Int4, rows))
     }
 
     pub(super) fn join_tree(&self, twj: &ast::TableWithJoins) -> Result<Rel, PgError> {
@@ -1148,22 +1108,7 @@ impl<'a> Exec<'a> {
     // ---- SELECT ----
 
     fn select(&self, s: &ast::Select, order: &[ast::OrderByExpr]) -> Result<Rel, PgError> {
-        let mut input = Rel {
-            cols: Vec::new(),
-            rows: vec![Vec::new()],
-        };
-        for (i, twj) in s.from.iter().enumerate() {
-            let r = self.join_tree(twj)?;
-            input = if i == 0 {
-                r
-            } else {
-                self.join(
-                    input,
-                    r,
-                    &ast::JoinOperator::CrossJoin(ast::JoinConstraint::None),
-                )?
-            };
-        }
+        let mut input = self.cross_join_from(&s.from)?;
         if let Some(w) = s.selection.as_ref().filter(|w| has_subquery(w)) {
             if let Filter::PerRow(_) = self.bind_filter(Some(w), &input.cols)? {
                 let f = Filter::PerRow(w);
@@ -1514,4 +1459,27 @@ fn proj_item_expr(items: &[ast::SelectItem], k: usize) -> Option<&A> {
 
 pub(super) fn projection_name(e: &A) -> String {
     proj_name(e)
+}
+
+/// The one-column relation a set-returning function `fname` in FROM yields: named by `alias`
+/// (its first column alias naming the column) or else by the function.
+fn function_rel(
+    fname: &str,
+    alias: Option<&ast::TableAlias>,
+    ty: DataType,
+    rows: Vec<Vec<Value>>,
+) -> Rel {
+    let qual = alias.map_or_else(|| fname.to_string(), |a| normalize_ident(&a.name));
+    let name = alias
+        .and_then(|a| a.columns.first())
+        .map_or_else(|| qual.clone(), |c| normalize_ident(&c.name));
+    Rel {
+        cols: vec![ColInfo {
+            table: Some(qual),
+            name,
+            ty,
+            hidden: false,
+        }],
+        rows,
+    }
 }
