@@ -57,7 +57,9 @@ pub use local_gtm::LocalGtm;
 pub use locks::LockMode;
 pub use store::{PrepareInfo, PreparedXact, RelStats, Store, StoreConfig, VacuumStats};
 pub use tuple::{decode_tuple, encode_tuple, Header, RowLockStrength, Tid, XmaxKind};
-pub use txn::{CancelHandle, IndexKey, Isolation, KeyRange, NewRow, Outcome, Row, Scan, Txn};
+pub use txn::{
+    CancelHandle, IndexKey, Isolation, KeyRange, NewRow, Outcome, Row, Savepoint, Scan, Txn,
+};
 pub use visibility::XidStatus;
 pub use wal::{Change, ChangeRecord, Lsn};
 

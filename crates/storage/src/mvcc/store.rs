@@ -240,6 +240,30 @@ impl std::fmt::Debug for Store {
 pub(crate) struct WriteCtx<'a> {
     pub w: redb::WriteTransaction,
     pub st: MutexGuard<'a, State>,
+    /// How to undo what this write did (for ROLLBACK TO SAVEPOINT), in order.
+    pub undo: std::cell::RefCell<Vec<Undo>>,
+}
+
+/// One step of a transaction's undo log: how to put back what a write changed, so that
+/// ROLLBACK TO SAVEPOINT can restore the state at the savepoint (PostgreSQL aborts a
+/// subtransaction; here the transaction's own later writes are reverted in place).
+#[derive(Clone, Debug)]
+pub(crate) enum Undo {
+    /// The heap tuple at `tid` was written; `before` is what was there (`None`: nothing).
+    Tuple {
+        sid: u64,
+        tid: super::tuple::Tid,
+        before: Option<Vec<u8>>,
+    },
+    /// An index entry (`key ‖ tid`) was added.
+    Index { sid: u64, entry: Vec<u8> },
+    /// A catalog entry was written; `before` is the entry as it was (`None`: it did not exist).
+    Catalog {
+        rel: RelId,
+        before: Option<RelEntry>,
+    },
+    /// A storage was created (its tables are deleted on undo).
+    Storage { sid: u64 },
 }
 
 impl Store {
@@ -464,6 +488,14 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, PgError>,
     ) -> Result<R, PgError> {
+        self.with_write_undo(f).map(|(r, _)| r)
+    }
+
+    /// [`Store::with_write`], also returning the undo log of what `f` wrote.
+    pub(crate) fn with_write_undo<R>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, PgError>,
+    ) -> Result<(R, Vec<Undo>), PgError> {
         // Lock order: the redb write lock first, then the state mutex (the group-commit flusher
         // holds the redb lock during its fsync without the state mutex, so readers go on).
         let mut w = self.db().begin_write().map_err(io)?;
@@ -476,16 +508,20 @@ impl Store {
             redb::Durability::None
         })
         .map_err(io)?;
-        let mut ctx = WriteCtx { w, st };
+        let mut ctx = WriteCtx {
+            w,
+            st,
+            undo: std::cell::RefCell::new(Vec::new()),
+        };
         let r = f(&mut ctx)?;
-        let WriteCtx { w, mut st } = ctx;
+        let WriteCtx { w, mut st, undo } = ctx;
         if let Err(e) = w.commit() {
             let e: PgError = io(e);
             st.poisoned = Some(e.message.clone());
             return Err(e);
         }
         st.deferred = if durable { 0 } else { st.deferred + 1 };
-        Ok(r)
+        Ok((r, undo.into_inner()))
     }
 
     /// Begin transaction `xid` here with `isolation` and the first statement's `snapshot`.

@@ -12,7 +12,8 @@ use super::catalog::{heap_table, index_table, RelDef, RelEntry, RelId, RelKind};
 use super::commit::EndKind;
 use super::locks::{LockMode, WaitRefused};
 use super::store::{
-    be, corrupt, from_be, io, open_read, tdef, PrepareInfo, State, Store, WriteCtx, CATALOG, META,
+    be, corrupt, from_be, io, open_read, tdef, PrepareInfo, State, Store, Undo, WriteCtx, CATALOG,
+    META,
 };
 use super::tuple::{decode_tuple, encode_tuple, Header, RowLockStrength, Tid, XmaxKind};
 use super::visibility::{
@@ -202,6 +203,17 @@ pub struct Txn {
     lock_timeout: Option<Duration>,
     cancel: CancelHandle,
     ended: bool,
+    /// How to revert this transaction's writes, in order (ROLLBACK TO SAVEPOINT).
+    undo: Vec<Undo>,
+    /// Storage replaced by TRUNCATE, deleted when the transaction ends if nothing names it.
+    orphans: Vec<u64>,
+}
+
+/// A point inside a transaction to roll back to (`SAVEPOINT name`), from [`Txn::savepoint`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Savepoint {
+    undo: usize,
+    changes: usize,
 }
 
 impl std::fmt::Debug for Txn {
@@ -306,9 +318,13 @@ impl WriteCtx<'_> {
 
     fn put_tuple(&self, sid: u64, tid: Tid, h: &Header, payload: &[u8]) -> Result<Change, PgError> {
         let bytes = encode_tuple(h, payload);
-        open_write(&self.w, &heap_table(sid))?
+        let before = open_write(&self.w, &heap_table(sid))?
             .insert(be(tid.0).as_slice(), bytes.as_slice())
-            .map_err(io)?;
+            .map_err(io)?
+            .map(|old| old.value().to_vec());
+        self.undo
+            .borrow_mut()
+            .push(Undo::Tuple { sid, tid, before });
         Ok(Change::PutTuple {
             sid,
             tid,
@@ -317,9 +333,11 @@ impl WriteCtx<'_> {
     }
 
     fn put_index(&self, sid: u64, key: &[u8], tid: Tid) -> Result<Change, PgError> {
+        let entry = entry_key(key, tid);
         open_write(&self.w, &index_table(sid))?
-            .insert(entry_key(key, tid).as_slice(), [].as_slice())
+            .insert(entry.as_slice(), [].as_slice())
             .map_err(io)?;
+        self.undo.borrow_mut().push(Undo::Index { sid, entry });
         Ok(Change::IndexInsert {
             sid,
             key: key.to_vec(),
@@ -328,6 +346,10 @@ impl WriteCtx<'_> {
     }
 
     fn put_catalog(&self, e: &RelEntry) -> Result<(), PgError> {
+        self.undo.borrow_mut().push(Undo::Catalog {
+            rel: e.def.id,
+            before: self.st.catalog.get(&e.def.id).cloned(),
+        });
         let v = super::commit::encode(e);
         open_write(&self.w, CATALOG)?
             .insert(be(e.def.id.0).as_slice(), v.as_slice())
@@ -414,6 +436,8 @@ impl Txn {
             lock_timeout: None,
             cancel: CancelHandle(Arc::new(tokio::sync::watch::channel(false).0)),
             ended: false,
+            undo: Vec::new(),
+            orphans: Vec::new(),
         }
     }
 
@@ -593,9 +617,10 @@ impl Txn {
 
     fn create_rel(&mut self, name: &str, kind: RelKind) -> Result<(RelEntry, Change), PgError> {
         let xid = self.xid;
-        self.store.with_write(|c| {
+        let (r, undo) = self.store.with_write_undo(|c| {
             let id = RelId(c.st.next_rel);
             let sid = c.st.next_sid;
+            c.undo.borrow_mut().push(Undo::Storage { sid });
             let entry = RelEntry {
                 def: RelDef {
                     id,
@@ -620,7 +645,9 @@ impl Txn {
                     sid,
                 },
             ))
-        })
+        })?;
+        self.undo.extend(undo);
+        Ok(r)
     }
 
     /// CREATE TABLE: a new, empty heap, visible to others once this transaction commits.
@@ -657,7 +684,7 @@ impl Txn {
             let heap_sid = t.sid_for(xid);
             let (entry, create) = self.create_rel(name, RelKind::Index { table, unique })?;
             let idx_sid = entry.sid;
-            let built = self.store.with_write(|c| {
+            let built = self.store.with_write_undo(|c| {
                 let mut rows = Vec::new();
                 {
                     let heap = open_write(&c.w, &heap_table(heap_sid))?;
@@ -687,7 +714,10 @@ impl Txn {
                 Ok(changes)
             });
             match built {
-                Ok(ch) => (entry, std::iter::once(create).chain(ch).collect::<Vec<_>>()),
+                Ok((ch, undo)) => {
+                    self.undo.extend(undo);
+                    (entry, std::iter::once(create).chain(ch).collect::<Vec<_>>())
+                }
                 Err(e) => {
                     // The catalog entry exists (pending on us); the caller rolls back.
                     self.wrote = true;
@@ -718,7 +748,7 @@ impl Txn {
         for v in &victims[1..] {
             self.lock_relation(*v, LockMode::AccessExclusive).await?;
         }
-        let changes = self.store.with_write(|c| {
+        let (changes, undo) = self.store.with_write_undo(|c| {
             let mut entries = Vec::new();
             for v in &victims {
                 let mut e = c.st.rel(*v, xid)?.clone();
@@ -735,6 +765,7 @@ impl Txn {
             }
             Ok(changes)
         })?;
+        self.undo.extend(undo);
         self.wrote = true;
         self.changes.extend(changes);
         Ok(())
@@ -754,27 +785,29 @@ impl Txn {
             self.table_entry(&st, table)?;
             rels.extend(st.indexes_of(table, xid).into_iter().map(|i| i.def.id));
         }
-        let changes = self.store.with_write(|c| {
+        let ((changes, orphans), undo) = self.store.with_write_undo(|c| {
             let mut entries = Vec::new();
             let mut changes = Vec::new();
+            let mut orphans = Vec::new();
             let mut next_sid = c.st.next_sid;
             for r in &rels {
                 let mut e = c.st.rel(*r, xid)?.clone();
+                // Storage replaced by this truncation is deleted when the transaction ends
+                // (unless a ROLLBACK TO SAVEPOINT brought it back).
                 if let Some((x, old)) = e.truncated {
                     if x == xid {
-                        c.w.delete_table(tdef(&heap_table(old))).map_err(io)?;
-                        c.w.delete_table(tdef(&index_table(old))).map_err(io)?;
+                        orphans.push(old);
                     }
                 }
                 if e.created_by == Some(xid) {
                     // Our own new relation: its storage can simply be emptied by replacing it.
-                    c.w.delete_table(tdef(&heap_table(e.sid))).map_err(io)?;
-                    c.w.delete_table(tdef(&index_table(e.sid))).map_err(io)?;
+                    orphans.push(e.sid);
                     e.truncated = None;
                     e.sid = next_sid;
                 } else {
                     e.truncated = Some((xid, next_sid));
                 }
+                c.undo.borrow_mut().push(Undo::Storage { sid: next_sid });
                 changes.push(Change::TruncateRel {
                     rel: *r,
                     sid: next_sid,
@@ -788,8 +821,10 @@ impl Txn {
             for e in entries {
                 c.st.catalog.insert(e.def.id, e);
             }
-            Ok(changes)
+            Ok((changes, orphans))
         })?;
+        self.undo.extend(undo);
+        self.orphans.extend(orphans);
         self.wrote = true;
         self.changes.extend(changes);
         Ok(())
@@ -829,7 +864,7 @@ impl Txn {
         let mut tids = Vec::with_capacity(rows.len());
         while tids.len() < rows.len() {
             let from = tids.len();
-            let (new_tids, changes, wait) = self.store.with_write(|c| {
+            let ((new_tids, changes, wait), undo) = self.store.with_write_undo(|c| {
                 let t = self.table_entry(&c.st, table)?;
                 let sid = t.sid_for(xid);
                 let mut new_tids = Vec::new();
@@ -852,6 +887,7 @@ impl Txn {
                 }
                 Ok((new_tids, changes, None))
             })?;
+            self.undo.extend(undo);
             if !new_tids.is_empty() {
                 self.wrote = true;
             }
@@ -883,7 +919,7 @@ impl Txn {
         self.open_rel(table, mode).await?;
         let (xid, cid, iso) = (self.xid, self.cid, self.isolation);
         loop {
-            let step = self.store.with_write(|c| {
+            let step = self.store.with_write_undo(|c| {
                 let t = self.table_entry(&c.st, table)?;
                 let sid = t.sid_for(xid);
                 let found = read_tuple(&open_write(&c.w, &heap_table(sid))?, tid)?;
@@ -915,6 +951,10 @@ impl Txn {
                         }
                     }
                 }
+            });
+            let step = step.map(|(step, undo)| {
+                self.undo.extend(undo);
+                step
             });
             match step.map_err(split_wait) {
                 Ok(Step::Done(v, ch)) => {
@@ -1273,6 +1313,113 @@ impl Txn {
         Ok(None)
     }
 
+    /// `SAVEPOINT`: remember this point; [`Txn::rollback_to`] reverts every write made after it.
+    pub fn savepoint(&self) -> Savepoint {
+        Savepoint {
+            undo: self.undo.len(),
+            changes: self.changes.len(),
+        }
+    }
+
+    /// `ROLLBACK TO SAVEPOINT`: revert every row, index and DDL change made after `sp`, in
+    /// reverse order, in one redb transaction; the change log forgets them too. The savepoint
+    /// stays usable (PostgreSQL keeps it after ROLLBACK TO). Locks taken after it are kept to the
+    /// end of the transaction (PostgreSQL releases them; holding them longer is safe, only less
+    /// concurrent), and so are waits other transactions started on them.
+    ///
+    /// Errors: 25000 if the transaction ended or `sp` is not from it; 58030 on disk failure.
+    pub fn rollback_to(&mut self, sp: &Savepoint) -> Result<(), PgError> {
+        self.check_open()?;
+        if sp.undo > self.undo.len() || sp.changes > self.changes.len() {
+            return Err(PgError::new(
+                SqlState::InvalidTransactionState,
+                "savepoint does not belong to this transaction state",
+            ));
+        }
+        let steps: Vec<Undo> = self.undo[sp.undo..].to_vec();
+        if !steps.is_empty() {
+            self.store.with_write(|c| {
+                let mut catalog = Vec::new();
+                for step in steps.iter().rev() {
+                    match step {
+                        Undo::Tuple { sid, tid, before } => {
+                            let mut t = open_write(&c.w, &heap_table(*sid))?;
+                            match before {
+                                Some(b) => {
+                                    t.insert(be(tid.0).as_slice(), b.as_slice()).map_err(io)?;
+                                }
+                                None => {
+                                    t.remove(be(tid.0).as_slice()).map_err(io)?;
+                                }
+                            }
+                        }
+                        Undo::Index { sid, entry } => {
+                            open_write(&c.w, &index_table(*sid))?
+                                .remove(entry.as_slice())
+                                .map_err(io)?;
+                        }
+                        Undo::Catalog { rel, before } => {
+                            let mut t = open_write(&c.w, CATALOG)?;
+                            match before {
+                                Some(e) => {
+                                    let v = super::commit::encode(e);
+                                    t.insert(be(rel.0).as_slice(), v.as_slice()).map_err(io)?;
+                                }
+                                None => {
+                                    t.remove(be(rel.0).as_slice()).map_err(io)?;
+                                }
+                            }
+                            catalog.push((*rel, before.clone()));
+                        }
+                        Undo::Storage { sid } => {
+                            c.w.delete_table(tdef(&heap_table(*sid))).map_err(io)?;
+                            c.w.delete_table(tdef(&index_table(*sid))).map_err(io)?;
+                        }
+                    }
+                }
+                for (rel, before) in catalog {
+                    match before {
+                        Some(e) => {
+                            c.st.catalog.insert(rel, e);
+                        }
+                        None => {
+                            c.st.catalog.remove(&rel);
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        self.undo.truncate(sp.undo);
+        self.changes.truncate(sp.changes);
+        Ok(())
+    }
+
+    /// Delete storage replaced by TRUNCATE that no catalog entry names any more (best effort: a
+    /// crash leaves it to the orphan sweep at the next open).
+    fn drop_orphans(&mut self) {
+        let orphans = std::mem::take(&mut self.orphans);
+        if orphans.is_empty() {
+            return;
+        }
+        let r = self.store.with_write(|c| {
+            for sid in &orphans {
+                let named =
+                    c.st.catalog
+                        .values()
+                        .any(|e| e.sid == *sid || e.truncated.is_some_and(|(_, s)| s == *sid));
+                if !named {
+                    c.w.delete_table(tdef(&heap_table(*sid))).map_err(io)?;
+                    c.w.delete_table(tdef(&index_table(*sid))).map_err(io)?;
+                }
+            }
+            Ok(())
+        });
+        if let Err(e) = r {
+            tracing::warn!(xid = %self.xid, error = %e, "could not delete replaced storage; the next open does");
+        }
+    }
+
     /// COMMIT: durable (group commit) before it returns; releases locks and wakes waiters.
     /// Returns the LSN of the commit record, or `None` for a transaction that wrote nothing here
     /// (it commits without touching the disk).
@@ -1292,6 +1439,8 @@ impl Txn {
             .await;
         if r.is_err() {
             self.end_in_memory();
+        } else {
+            self.drop_orphans();
         }
         r.map(Some)
     }
@@ -1397,6 +1546,7 @@ impl Txn {
             }
         }
         self.end_in_memory();
+        self.drop_orphans();
     }
 }
 
