@@ -4,10 +4,12 @@
 //! - `pgxc gtm-proxy`: a GTM proxy.
 //! - `pgxc gtm-ctl`: status, promote, transfer-leader, add-member, remove-member.
 //! - `pgxc ctl up`: the default local cluster in the foreground.
+//! - `pgxc datanode --standalone`: a datanode serving the PostgreSQL wire protocol on its own.
 
 mod cmd_gtm;
 mod ctl;
 mod ctl_gtm;
+mod datanode;
 mod serve;
 
 use anyhow::Result;
@@ -33,6 +35,9 @@ enum Command {
         #[command(subcommand)]
         verb: CtlVerb,
     },
+    /// Run a datanode. For now only `--standalone`: it serves the PostgreSQL wire protocol itself (psql can
+    /// connect directly), with a local GTM and no coordinator.
+    Datanode(datanode::DatanodeArgs),
     /// Operate a GTM group.
     GtmCtl {
         /// GTM addresses (host:port), comma separated.
@@ -129,6 +134,9 @@ fn run() -> Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
+    if let Command::Datanode(args) = cli.command {
+        return datanode::run(args);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -140,6 +148,7 @@ fn run() -> Result<()> {
             Command::Ctl {
                 verb: CtlVerb::Up(args),
             } => ctl::up(args).await,
+            Command::Datanode(_) => unreachable!("handled above"),
         }
     })
 }
