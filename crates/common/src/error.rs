@@ -51,6 +51,8 @@ pub enum SqlState {
     IntervalFieldOverflow,
     /// 22P02 invalid_text_representation (`invalid input syntax for type integer: "abc"`).
     InvalidTextRepresentation,
+    /// 22P04 bad_copy_file_format.
+    BadCopyFileFormat,
     /// 22P03 invalid_binary_representation (a malformed binary-format parameter).
     InvalidBinaryRepresentation,
     /// 22023 invalid_parameter_value (e.g. `INCREMENT must not be zero`).
@@ -119,6 +121,14 @@ pub enum SqlState {
     GeneratedAlways,
     /// 22025 invalid_escape_sequence.
     InvalidEscapeSequence,
+    /// 2201B invalid_regular_expression.
+    InvalidRegularExpression,
+    /// 22004 null_value_not_allowed.
+    NullValueNotAllowed,
+    /// 2201G invalid_argument_for_width_bucket_function.
+    InvalidArgumentForWidthBucket,
+    /// 2202E array_subscript_error.
+    ArraySubscriptError,
     /// 42P06 duplicate_schema.
     DuplicateSchema,
     /// 3F000 invalid_schema_name.
@@ -189,6 +199,7 @@ impl SqlState {
             CharacterNotInRepertoire => "22021",
             IntervalFieldOverflow => "22015",
             InvalidTextRepresentation => "22P02",
+            BadCopyFileFormat => "22P04",
             InvalidBinaryRepresentation => "22P03",
             InvalidParameterValue => "22023",
             SequenceGeneratorLimitExceeded => "2200H",
@@ -223,6 +234,10 @@ impl SqlState {
             InvalidTableDefinition => "42P16",
             GeneratedAlways => "428C9",
             InvalidEscapeSequence => "22025",
+            InvalidRegularExpression => "2201B",
+            NullValueNotAllowed => "22004",
+            InvalidArgumentForWidthBucket => "2201G",
+            ArraySubscriptError => "2202E",
             DuplicateSchema => "42P06",
             InvalidSchemaName => "3F000",
             DuplicateCursor => "42P03",

@@ -16,10 +16,12 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use pgxc_common::{PgError, Snapshot, SqlState};
-use pgxc_storage::mvcc::{Isolation, LocalGtm, RelId, Store, StoreConfig, Txn};
+use pgxc_storage::mvcc::{Isolation, LocalGtm, RelId, Savepoint, Store, StoreConfig, Txn};
 use pgxc_storage::Disk;
+use sqlparser::ast::Ident;
 
 use crate::catalog::SYSTEM_TABLE;
+pub use crate::exec::copy::CopyOut;
 use crate::exec::Exec;
 use crate::expr::SequenceSource;
 use crate::parser::{
@@ -331,8 +333,12 @@ struct Block {
     iso: Isolation,
     read_only: bool,
     failed: bool,
+    /// Open savepoints, oldest first: name, store savepoint, deferred-check count at that point.
+    savepoints: Vec<(String, Savepoint, usize)>,
 }
 
+// One per session and mostly `InBlock`: boxing the block would buy nothing.
+#[allow(clippy::large_enum_variant)]
 enum TxState {
     Idle,
     InBlock(Block),
@@ -487,6 +493,16 @@ impl Session {
         Ok(out)
     }
 
+    /// Whether the session is inside a failed transaction block (only ROLLBACK/COMMIT accepted).
+    pub fn in_failed_transaction(&self) -> bool {
+        matches!(&self.state, TxState::InBlock(b) if b.failed)
+    }
+
+    /// Mark the current transaction block failed (an error outside `execute`, e.g. in COPY).
+    pub fn fail_transaction_block(&mut self) {
+        self.fail_block();
+    }
+
     fn fail_block(&mut self) {
         if let TxState::InBlock(b) = &mut self.state {
             b.failed = true;
@@ -516,6 +532,14 @@ impl Session {
                     }
                 }
                 return Ok(QueryResult::command("RESET"));
+            }
+            Statement::Move { name, direction } => {
+                let r = self.fetch(&parser::normalize_ident(name), direction);
+                let r = r.map(|q| QueryResult::command(q.tag.replacen("FETCH", "MOVE", 1)));
+                if r.is_err() {
+                    self.fail_block();
+                }
+                return r;
             }
             _ => {}
         }
@@ -776,6 +800,7 @@ impl Session {
                     iso,
                     read_only,
                     failed: false,
+                    savepoints: Vec::new(),
                 });
                 Ok(QueryResult::command("BEGIN"))
             }
@@ -813,6 +838,9 @@ impl Session {
                 }
                 Ok(QueryResult::command("ROLLBACK"))
             }
+            TransactionStmt::Savepoint(ref name)
+            | TransactionStmt::Release(ref name)
+            | TransactionStmt::RollbackTo(ref name) => self.savepoint_stmt(&t, name),
             other => {
                 let in_block = self.in_transaction();
                 if !in_block {
@@ -824,9 +852,64 @@ impl Session {
                 self.fail_block();
                 Err(PgError::new(
                     SqlState::FeatureNotSupported,
-                    "savepoints and two-phase commit are not supported yet",
+                    "two-phase commit is not supported by the standalone engine yet",
                 ))
             }
+        }
+    }
+
+    /// SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO SAVEPOINT, as PostgreSQL: names may repeat
+    /// (the newest wins), ROLLBACK TO keeps the savepoint and leaves a failed block usable again,
+    /// RELEASE forgets it and every later one.
+    fn savepoint_stmt(
+        &mut self,
+        t: &TransactionStmt,
+        name: &Ident,
+    ) -> Result<QueryResult, PgError> {
+        let what = match t {
+            TransactionStmt::Savepoint(_) => "SAVEPOINT",
+            TransactionStmt::Release(_) => "RELEASE SAVEPOINT",
+            _ => "ROLLBACK TO SAVEPOINT",
+        };
+        let name = parser::normalize_ident(name);
+        let TxState::InBlock(b) = &mut self.state else {
+            return Err(PgError::new(
+                SqlState::NoActiveSqlTransaction,
+                format!("{what} can only be used in transaction blocks"),
+            ));
+        };
+        let rollback_to = matches!(t, TransactionStmt::RollbackTo(_));
+        if b.failed && !rollback_to {
+            return Err(PgError::new(
+                SqlState::InFailedSqlTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        if let TransactionStmt::Savepoint(_) = t {
+            let sp = b.txn.savepoint();
+            b.savepoints.push((name, sp, b.deferred.len()));
+            return Ok(QueryResult::command("SAVEPOINT"));
+        }
+        let Some(pos) = b.savepoints.iter().rposition(|(n, _, _)| *n == name) else {
+            b.failed = true;
+            return Err(PgError::new(
+                SqlState::InvalidSavepointSpecification,
+                format!("savepoint \"{name}\" does not exist"),
+            ));
+        };
+        if rollback_to {
+            let (_, sp, deferred) = b.savepoints[pos].clone();
+            b.savepoints.truncate(pos + 1);
+            if let Err(e) = b.txn.rollback_to(&sp).and_then(|_| b.txn.next_command()) {
+                b.failed = true;
+                return Err(e);
+            }
+            b.deferred.truncate(deferred);
+            b.failed = false;
+            Ok(QueryResult::command("ROLLBACK"))
+        } else {
+            b.savepoints.truncate(pos);
+            Ok(QueryResult::command("RELEASE"))
         }
     }
 

@@ -205,6 +205,118 @@ pub enum Func {
     Factorial,
     /// `div(a, b)`: numeric division truncated toward zero.
     DivTrunc,
+    /// `s ~ pattern` with flags: `(s, pattern, flags)`.
+    RegexMatch,
+    /// `similar_to_escape(pattern [, escape])`: a SIMILAR TO pattern as a regular expression.
+    SimilarEscape,
+    /// `regexp_replace(s, pattern, replacement [, flags])`.
+    RegexpReplace,
+    /// `regexp_match(s, pattern [, flags])` (text[]).
+    RegexpMatch,
+    /// `regexp_split_to_array(s, pattern [, flags])`.
+    RegexpSplitToArray,
+    /// `regexp_count(s, pattern [, start [, flags]])`.
+    RegexpCount,
+    /// `regexp_instr(s, pattern [, start [, n [, endoption [, flags [, subexpr]]]]])`.
+    RegexpInstr,
+    /// `regexp_like(s, pattern [, flags])`.
+    RegexpLike,
+    /// `regexp_substr(s, pattern [, start [, n [, flags [, subexpr]]]])`.
+    RegexpSubstr,
+    /// `substring(s from pattern)` (POSIX regular expression).
+    RegexSubstring,
+    /// `j -> key|index`.
+    JsonGet,
+    /// `j ->> key|index`.
+    JsonGetText,
+    /// `j #> path`.
+    JsonPath,
+    /// `j #>> path`.
+    JsonPathText,
+    /// `a @> b` (and `b <@ a`).
+    JsonContains,
+    /// `j ? key`.
+    JsonExists,
+    /// `j ?| keys`.
+    JsonExistsAny,
+    /// `j ?& keys`.
+    JsonExistsAll,
+    /// `a || b` on jsonb.
+    JsonConcat,
+    /// `j - key|index`.
+    JsonDelete,
+    /// `j #- path`.
+    JsonDeletePath,
+    /// `jsonb_typeof(j)` / `json_typeof`.
+    JsonTypeof,
+    /// `jsonb_array_length(j)`.
+    JsonArrayLength,
+    /// `jsonb_build_object(k, v, ...)`.
+    JsonBuildObject,
+    /// `jsonb_build_array(...)`.
+    JsonBuildArray,
+    /// `to_jsonb(x)` / `to_json(x)`.
+    ToJson,
+    /// `jsonb_set(j, path, new [, create_missing])`.
+    JsonSet,
+    /// `jsonb_insert(j, path, new [, insert_after])`.
+    JsonInsert,
+    /// `jsonb_pretty(j)`.
+    JsonPretty,
+    /// `jsonb_strip_nulls(j)`.
+    JsonStripNulls,
+    /// `to_char(timestamp | timestamptz | interval | numeric, fmt)`.
+    ToChar,
+    /// `isfinite(date | timestamp | interval)`.
+    IsFinite,
+    /// `gcd(a, b)`.
+    Gcd,
+    /// `lcm(a, b)`.
+    Lcm,
+    /// `width_bucket(x, lo, hi, n)`.
+    WidthBucket,
+    /// `min_scale(numeric)`.
+    MinScale,
+    /// `scale(numeric)`.
+    Scale,
+    /// `trim_scale(numeric)`.
+    TrimScale,
+    /// `bit_length(text)`.
+    BitLength,
+    /// `to_hex(int)`.
+    ToHex,
+    /// `array_remove(a, x)`.
+    ArrayRemove,
+    /// `array_position(a, x)`.
+    ArrayPosition,
+    /// `array_positions(a, x)`.
+    ArrayPositions,
+    /// `array_replace(a, x, y)`.
+    ArrayReplace,
+    /// `string_to_array(s, sep [, null_str])`.
+    StringToArray,
+    /// `array_lower(a, dim)`.
+    ArrayLower,
+    /// `array_upper(a, dim)`.
+    ArrayUpper,
+    /// `array_dims(a)`.
+    ArrayDims,
+    /// `array_ndims(a)`.
+    ArrayNdims,
+    /// `a @> b` (and `b <@ a`) on arrays.
+    ArrayContains,
+    /// `a && b` on arrays.
+    ArrayOverlap,
+    /// `length(bytea)` / `octet_length(bytea)`.
+    ByteaLength,
+    /// `encode(bytea, format)`.
+    Encode,
+    /// `decode(text, format)`.
+    Decode,
+    /// `get_byte(bytea, n)`.
+    GetByte,
+    /// `set_byte(bytea, n, v)`.
+    SetByte,
 }
 
 /// A typed expression.
@@ -962,6 +1074,12 @@ fn call(
         }
         return Ok(Value::Text(s));
     }
+    if let Some(v) = call_misc(f, &args, types, cx)? {
+        return Ok(v);
+    }
+    if let Some(v) = call_json(f, &args, types, ty, cx)? {
+        return Ok(v);
+    }
     if f == Func::PgTypeof {
         return Ok(Value::Text(
             types
@@ -972,6 +1090,9 @@ fn call(
     }
     if args.iter().any(Value::is_null) {
         return Ok(Value::Null);
+    }
+    if let Some(v) = call_regex(f, &args)? {
+        return Ok(v);
     }
     let a0 = args.first().cloned().unwrap_or(Value::Null);
     let s0 = text_arg(&a0).unwrap_or("").to_string();
@@ -1421,8 +1542,701 @@ fn call(
         | Func::ArrayCat
         | Func::ArrayToString
         | Func::NumNulls
-        | Func::NumNonNulls => Value::Null,
+        | Func::NumNonNulls
+        | Func::RegexMatch
+        | Func::SimilarEscape
+        | Func::RegexpReplace
+        | Func::RegexpMatch
+        | Func::RegexpSplitToArray
+        | Func::RegexpCount
+        | Func::RegexpInstr
+        | Func::RegexpLike
+        | Func::RegexpSubstr
+        | Func::RegexSubstring
+        | Func::JsonGet
+        | Func::JsonGetText
+        | Func::JsonPath
+        | Func::JsonPathText
+        | Func::JsonContains
+        | Func::JsonExists
+        | Func::JsonExistsAny
+        | Func::JsonExistsAll
+        | Func::JsonConcat
+        | Func::JsonDelete
+        | Func::JsonDeletePath
+        | Func::JsonTypeof
+        | Func::JsonArrayLength
+        | Func::JsonBuildObject
+        | Func::JsonBuildArray
+        | Func::ToJson
+        | Func::JsonSet
+        | Func::JsonInsert
+        | Func::JsonPretty
+        | Func::JsonStripNulls
+        | Func::IsFinite
+        | Func::Gcd
+        | Func::Lcm
+        | Func::WidthBucket
+        | Func::MinScale
+        | Func::Scale
+        | Func::TrimScale
+        | Func::BitLength
+        | Func::ToHex
+        | Func::ArrayRemove
+        | Func::ArrayPosition
+        | Func::ArrayPositions
+        | Func::ArrayReplace
+        | Func::StringToArray
+        | Func::ArrayLower
+        | Func::ArrayUpper
+        | Func::ArrayDims
+        | Func::ArrayNdims
+        | Func::ArrayContains
+        | Func::ArrayOverlap
+        | Func::ByteaLength
+        | Func::Encode
+        | Func::Decode
+        | Func::GetByte
+        | Func::SetByte => Value::Null,
+        Func::ToChar => {
+            use crate::types::to_char;
+            let fmt = args.get(1).and_then(text_arg).unwrap_or("");
+            match &a0 {
+                Value::Timestamp(ts) => Value::Text(to_char::format_tm(
+                    &datetime::timestamp_to_tm(*ts),
+                    fmt,
+                    false,
+                )),
+                Value::Timestamptz(ts) => {
+                    let local = datetime::utc_to_local(*ts, &cx.tz)?;
+                    Value::Text(to_char::format_tm(
+                        &datetime::timestamp_to_tm(local),
+                        fmt,
+                        false,
+                    ))
+                }
+                Value::Interval(iv) => {
+                    let tm = datetime::Tm {
+                        year: iv.months / 12,
+                        month: iv.months % 12,
+                        day: iv.days,
+                        hour: i32::try_from(iv.micros / 3_600_000_000).unwrap_or(i32::MAX),
+                        minute: (iv.micros / 60_000_000 % 60) as i32,
+                        second: (iv.micros / 1_000_000 % 60) as i32,
+                        usec: (iv.micros % 1_000_000) as i32,
+                    };
+                    Value::Text(to_char::format_tm(&tm, fmt, true))
+                }
+                other => match as_numeric(other) {
+                    Some(n) => Value::Text(to_char::format_number(&n, fmt)),
+                    None => Value::Null,
+                },
+            }
+        }
     })
+}
+
+/// The regular-expression functions (arguments already non-NULL); `None` for other functions.
+fn call_regex(f: Func, args: &[Value]) -> Result<Option<Value>, PgError> {
+    use crate::types::regex as re;
+    let t = |k: usize| args.get(k).and_then(text_arg).unwrap_or("");
+    let i = |k: usize, d: i64| args.get(k).and_then(int_arg).unwrap_or(d);
+    let flags = |k: usize| re::parse_flags(t(k));
+    let text_array = |v: Vec<Option<String>>| {
+        Value::Array(
+            v.into_iter()
+                .map(|x| x.map_or(Value::Null, Value::Text))
+                .collect(),
+        )
+    };
+    Ok(Some(match f {
+        Func::RegexMatch => Value::Bool(re::is_match(t(0), t(1), flags(2)?)?),
+        Func::SimilarEscape => Value::Text(re::similar_to_regex(
+            t(0),
+            if args.len() > 1 {
+                Some(t(1))
+            } else {
+                Some("\\")
+            },
+        )?),
+        Func::RegexpReplace => Value::Text(re::replace(t(0), t(1), t(2), flags(3)?)?),
+        Func::RegexpMatch => match re::first_match(t(0), t(1), flags(2)?)? {
+            Some(v) => text_array(v),
+            None => Value::Null,
+        },
+        Func::RegexpSplitToArray => text_array(
+            re::split(t(0), t(1), flags(2)?)?
+                .into_iter()
+                .map(Some)
+                .collect(),
+        ),
+        Func::RegexpCount => Value::Int4(re::count(t(0), t(1), i(2, 1), flags(3)?)?),
+        Func::RegexpInstr => Value::Int4(re::instr(
+            t(0),
+            t(1),
+            i(2, 1),
+            i(3, 1),
+            i(4, 0),
+            flags(5)?,
+            i(6, 0),
+        )?),
+        Func::RegexpLike => Value::Bool(re::is_match(t(0), t(1), flags(2)?)?),
+        Func::RegexpSubstr => match re::substr(t(0), t(1), i(2, 1), i(3, 1), flags(4)?, i(5, 0))? {
+            Some(s) => Value::Text(s),
+            None => Value::Null,
+        },
+        Func::RegexSubstring => match re::substring(t(0), t(1))? {
+            Some(s) => Value::Text(s),
+            None => Value::Null,
+        },
+        _ => return Ok(None),
+    }))
+}
+
+/// A SQL value as JSON (`to_jsonb`): numbers and booleans as themselves, json as its tree, anything
+/// else as its text.
+fn value_to_json(
+    v: &Value,
+    t: &DataType,
+    cx: &EvalContext,
+) -> Result<crate::types::text::Json, PgError> {
+    use crate::types::json as j;
+    Ok(match v {
+        Value::Null => j::null(),
+        Value::Bool(b) => j::boolean(*b),
+        Value::Json(s) | Value::Jsonb(s) => j::parse(s)?,
+        Value::Int2(_) | Value::Int4(_) | Value::Int8(_) | Value::Numeric(_) => {
+            j::number(text_of(v, t, cx))
+        }
+        Value::Float4(_) | Value::Float8(_) => {
+            let s = text_of(v, t, cx);
+            if s.parse::<f64>().is_ok_and(f64::is_finite) {
+                j::number(s)
+            } else {
+                j::string(&s)
+            }
+        }
+        Value::Array(items) => {
+            let et = match t {
+                DataType::Array(e) => (**e).clone(),
+                _ => DataType::Text,
+            };
+            j::array(
+                items
+                    .iter()
+                    .map(|x| value_to_json(x, &et, cx))
+                    .collect::<Result<_, _>>()?,
+            )
+        }
+        other => j::string(&text_of(other, t, cx)),
+    })
+}
+
+/// The JSON functions; `None` for other functions.
+fn call_json(
+    f: Func,
+    args: &[Value],
+    types: &[DataType],
+    ty: &DataType,
+    cx: &EvalContext,
+) -> Result<Option<Value>, PgError> {
+    use crate::types::json as j;
+    let out = |tree: &crate::types::text::Json| {
+        let s = j::print(tree);
+        if *ty == DataType::Json {
+            Value::Json(s)
+        } else {
+            Value::Jsonb(s)
+        }
+    };
+    let opt_out = |tree: Option<&crate::types::text::Json>| tree.map_or(Value::Null, out);
+    let ty_at = |k: usize| types.get(k).cloned().unwrap_or(DataType::Text);
+    match f {
+        Func::JsonBuildObject => {
+            if !args.len().is_multiple_of(2) {
+                return Err(err(
+                    SqlState::InvalidParameterValue,
+                    "argument list must have even number of elements",
+                ));
+            }
+            let mut pairs = Vec::new();
+            for k in (0..args.len()).step_by(2) {
+                if args[k].is_null() {
+                    return Err(err(
+                        SqlState::NullValueNotAllowed,
+                        format!("argument {}: key must not be null", k + 1),
+                    ));
+                }
+                let key = text_of(&args[k], &ty_at(k), cx);
+                pairs.push((key, value_to_json(&args[k + 1], &ty_at(k + 1), cx)?));
+            }
+            return Ok(Some(out(&j::object(pairs))));
+        }
+        Func::JsonBuildArray => {
+            let items = args
+                .iter()
+                .enumerate()
+                .map(|(k, v)| value_to_json(v, &ty_at(k), cx))
+                .collect::<Result<_, _>>()?;
+            return Ok(Some(out(&j::array(items))));
+        }
+        _ => {}
+    }
+    let is_json = matches!(
+        f,
+        Func::JsonGet
+            | Func::JsonGetText
+            | Func::JsonPath
+            | Func::JsonPathText
+            | Func::JsonContains
+            | Func::JsonExists
+            | Func::JsonExistsAny
+            | Func::JsonExistsAll
+            | Func::JsonConcat
+            | Func::JsonDelete
+            | Func::JsonDeletePath
+            | Func::JsonTypeof
+            | Func::JsonArrayLength
+            | Func::ToJson
+            | Func::JsonSet
+            | Func::JsonInsert
+            | Func::JsonPretty
+            | Func::JsonStripNulls
+    );
+    if !is_json {
+        return Ok(None);
+    }
+    if args.iter().any(Value::is_null) {
+        return Ok(Some(Value::Null));
+    }
+    if f == Func::ToJson {
+        return Ok(Some(out(&value_to_json(&args[0], &ty_at(0), cx)?)));
+    }
+    let doc = |k: usize| -> Result<crate::types::text::Json, PgError> {
+        match args.get(k) {
+            Some(Value::Json(s) | Value::Jsonb(s) | Value::Text(s)) => j::parse(s),
+            _ => Ok(j::null()),
+        }
+    };
+    let strs = |k: usize| -> Vec<String> {
+        match args.get(k) {
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| text_arg(v).map(str::to_string))
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let step = |k: usize| match args.get(k) {
+        Some(Value::Text(s)) => j::Step::Key(s),
+        Some(v) => j::Step::Index(as_int(v).unwrap_or(0)),
+        None => j::Step::Index(0),
+    };
+    let d0 = doc(0)?;
+    Ok(Some(match f {
+        Func::JsonGet => opt_out(j::get(&d0, &step(1))),
+        Func::JsonGetText => j::get(&d0, &step(1))
+            .and_then(j::as_text)
+            .map_or(Value::Null, Value::Text),
+        Func::JsonPath => opt_out(j::get_path(&d0, &strs(1))),
+        Func::JsonPathText => j::get_path(&d0, &strs(1))
+            .and_then(j::as_text)
+            .map_or(Value::Null, Value::Text),
+        Func::JsonContains => Value::Bool(j::contains(&d0, &doc(1)?)),
+        Func::JsonExists => Value::Bool(j::exists(&d0, text_arg(&args[1]).unwrap_or(""))),
+        Func::JsonExistsAny => Value::Bool(strs(1).iter().any(|k| j::exists(&d0, k))),
+        Func::JsonExistsAll => Value::Bool(strs(1).iter().all(|k| j::exists(&d0, k))),
+        Func::JsonConcat => out(&j::concat(d0, doc(1)?)),
+        Func::JsonDelete => out(&j::delete(d0, &step(1))?),
+        Func::JsonDeletePath => out(&j::delete_path(d0, &strs(1))?),
+        Func::JsonTypeof => Value::Text(j::type_of(&d0).to_string()),
+        Func::JsonArrayLength => Value::Int4(j::array_length(&d0)?),
+        Func::JsonSet | Func::JsonInsert => {
+            let flag = matches!(args.get(3), Some(Value::Bool(true)));
+            let insert = (f == Func::JsonInsert).then_some(flag);
+            let create = f == Func::JsonSet && !matches!(args.get(3), Some(Value::Bool(false)));
+            out(&j::set_path(d0, &strs(1), &doc(2)?, create, insert)?)
+        }
+        Func::JsonPretty => Value::Text(j::pretty(&d0)),
+        Func::JsonStripNulls => out(&j::strip_nulls(d0)),
+        _ => return Ok(None),
+    }))
+}
+
+fn hex_val(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+const B64: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+fn base64_encode(b: &[u8]) -> String {
+    let mut out = String::new();
+    for (n, chunk) in b.chunks(3).enumerate() {
+        if n > 0 && n % 19 == 0 {
+            out.push('\n');
+        }
+        let v = (u32::from(chunk[0]) << 16)
+            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*chunk.get(2).unwrap_or(&0));
+        for k in 0..4 {
+            if k <= chunk.len() {
+                out.push(B64[((v >> (18 - 6 * k)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+fn base64_decode(s: &str) -> Result<Vec<u8>, PgError> {
+    let mut out = Vec::new();
+    let mut acc: u32 = 0;
+    let mut bits = 0;
+    for c in s.bytes() {
+        if c.is_ascii_whitespace() || c == b'=' {
+            continue;
+        }
+        let v = B64.iter().position(|&x| x == c).ok_or_else(|| {
+            err(
+                SqlState::InvalidParameterValue,
+                format!(
+                    "invalid symbol \"{}\" found while decoding base64 sequence",
+                    c as char
+                ),
+            )
+        })?;
+        acc = (acc << 6) | v as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((acc >> bits) & 0xff) as u8);
+        }
+    }
+    Ok(out)
+}
+
+fn bad_encoding(name: &str) -> PgError {
+    err(
+        SqlState::InvalidParameterValue,
+        format!("unrecognized encoding: \"{name}\""),
+    )
+}
+
+/// Array, string, bytea and numeric helpers; `None` for other functions. Handles its own NULLs
+/// (some of these are not strict).
+fn call_misc(
+    f: Func,
+    args: &[Value],
+    types: &[DataType],
+    cx: &EvalContext,
+) -> Result<Option<Value>, PgError> {
+    let a0 = args.first().cloned().unwrap_or(Value::Null);
+    let arr = |v: &Value| match v {
+        Value::Array(a) => Some(a.clone()),
+        _ => None,
+    };
+    let eq = |x: &Value, y: &Value| -> bool {
+        if x.is_null() || y.is_null() {
+            return x.is_null() && y.is_null();
+        }
+        compare(x, y) == Some(Ordering::Equal)
+    };
+    // Not strict.
+    match f {
+        Func::ArrayRemove | Func::ArrayPosition | Func::ArrayPositions | Func::ArrayReplace => {
+            let Some(a) = arr(&a0) else {
+                return Ok(Some(Value::Null));
+            };
+            let x = args.get(1).cloned().unwrap_or(Value::Null);
+            return Ok(Some(match f {
+                Func::ArrayRemove => Value::Array(a.into_iter().filter(|v| !eq(v, &x)).collect()),
+                Func::ArrayReplace => {
+                    let y = args.get(2).cloned().unwrap_or(Value::Null);
+                    Value::Array(
+                        a.into_iter()
+                            .map(|v| if eq(&v, &x) { y.clone() } else { v })
+                            .collect(),
+                    )
+                }
+                Func::ArrayPosition => match a.iter().position(|v| eq(v, &x)) {
+                    Some(k) => Value::Int4(i32::try_from(k + 1).unwrap_or(i32::MAX)),
+                    None => Value::Null,
+                },
+                _ => Value::Array(
+                    a.iter()
+                        .enumerate()
+                        .filter(|(_, v)| eq(v, &x))
+                        .map(|(k, _)| Value::Int4(i32::try_from(k + 1).unwrap_or(i32::MAX)))
+                        .collect(),
+                ),
+            }));
+        }
+        Func::StringToArray => {
+            let Value::Text(s) = &a0 else {
+                return Ok(Some(Value::Null));
+            };
+            let null_str = args.get(2).and_then(text_arg);
+            let parts: Vec<String> = match args.get(1) {
+                Some(Value::Text(sep)) if sep.is_empty() => vec![s.clone()],
+                Some(Value::Text(sep)) => {
+                    if s.is_empty() {
+                        Vec::new()
+                    } else {
+                        s.split(sep.as_str()).map(str::to_string).collect()
+                    }
+                }
+                _ => s.chars().map(|c| c.to_string()).collect(),
+            };
+            return Ok(Some(Value::Array(
+                parts
+                    .into_iter()
+                    .map(|p| {
+                        if Some(p.as_str()) == null_str {
+                            Value::Null
+                        } else {
+                            Value::Text(p)
+                        }
+                    })
+                    .collect(),
+            )));
+        }
+        _ => {}
+    }
+    let mine = matches!(
+        f,
+        Func::IsFinite
+            | Func::Gcd
+            | Func::Lcm
+            | Func::WidthBucket
+            | Func::MinScale
+            | Func::Scale
+            | Func::TrimScale
+            | Func::BitLength
+            | Func::ToHex
+            | Func::ArrayLower
+            | Func::ArrayUpper
+            | Func::ArrayDims
+            | Func::ArrayNdims
+            | Func::ArrayContains
+            | Func::ArrayOverlap
+            | Func::ByteaLength
+            | Func::Encode
+            | Func::Decode
+            | Func::GetByte
+            | Func::SetByte
+    );
+    if !mine {
+        return Ok(None);
+    }
+    if args.iter().any(Value::is_null) {
+        return Ok(Some(Value::Null));
+    }
+    let i = |k: usize| args.get(k).and_then(as_int).unwrap_or(0);
+    let t = |k: usize| args.get(k).and_then(text_arg).unwrap_or("");
+    let bytes = |v: &Value| match v {
+        Value::Bytea(b) => b.clone(),
+        Value::Text(s) => s.as_bytes().to_vec(),
+        _ => Vec::new(),
+    };
+    let nonempty_len = |a: &Value| match a {
+        Value::Array(v) if !v.is_empty() => Some(v.len()),
+        _ => None,
+    };
+    Ok(Some(match f {
+        Func::IsFinite => Value::Bool(match &a0 {
+            Value::Date(d) => *d != i32::MIN && *d != i32::MAX,
+            Value::Timestamp(t) | Value::Timestamptz(t) => *t != i64::MIN && *t != i64::MAX,
+            _ => true,
+        }),
+        Func::Gcd | Func::Lcm => {
+            let (a, b) = (i(0), i(1));
+            let mut x = a.unsigned_abs();
+            let mut y = b.unsigned_abs();
+            while y != 0 {
+                let r = x % y;
+                x = y;
+                y = r;
+            }
+            let g = x;
+            let r = if f == Func::Gcd {
+                g
+            } else {
+                match a.unsigned_abs().checked_div(g) {
+                    None => 0,
+                    Some(q) => q.checked_mul(b.unsigned_abs()).ok_or_else(|| {
+                        err(SqlState::NumericValueOutOfRange, "integer out of range")
+                    })?,
+                }
+            };
+            let ty = types.first().cloned().unwrap_or(DataType::Int4);
+            let r = i64::try_from(r)
+                .map_err(|_| err(SqlState::NumericValueOutOfRange, "integer out of range"))?;
+            make_int(r, &ty)?
+        }
+        Func::WidthBucket => {
+            let x = as_f64(&a0).unwrap_or(0.0);
+            let lo = args.get(1).and_then(as_f64).unwrap_or(0.0);
+            let hi = args.get(2).and_then(as_f64).unwrap_or(0.0);
+            let n = i(3);
+            if n <= 0 {
+                return Err(err(
+                    SqlState::InvalidArgumentForWidthBucket,
+                    "count must be greater than zero",
+                ));
+            }
+            if lo == hi {
+                return Err(err(
+                    SqlState::InvalidArgumentForWidthBucket,
+                    "lower bound cannot equal upper bound",
+                ));
+            }
+            let nf = n as f64;
+            let r = if lo < hi {
+                if x < lo {
+                    0
+                } else if x >= hi {
+                    n + 1
+                } else {
+                    ((x - lo) / (hi - lo) * nf).floor() as i64 + 1
+                }
+            } else if x > lo {
+                0
+            } else if x <= hi {
+                n + 1
+            } else {
+                ((lo - x) / (lo - hi) * nf).floor() as i64 + 1
+            };
+            Value::Int4(i32::try_from(r).unwrap_or(i32::MAX))
+        }
+        Func::MinScale | Func::Scale | Func::TrimScale => {
+            let n = as_numeric(&a0).unwrap_or_else(Numeric::zero);
+            let text = n.to_text();
+            let trimmed = if text.contains('.') {
+                text.trim_end_matches('0').trim_end_matches('.').to_string()
+            } else {
+                text.clone()
+            };
+            let min_scale = trimmed.split_once('.').map_or(0, |(_, fr)| fr.len());
+            match f {
+                Func::Scale => Value::Int4(i32::try_from(n.scale()).unwrap_or(0)),
+                Func::MinScale => Value::Int4(i32::try_from(min_scale).unwrap_or(0)),
+                _ => Value::Numeric(Numeric::parse(&trimmed)?),
+            }
+        }
+        Func::BitLength => Value::Int4(i32::try_from(bytes(&a0).len() * 8).unwrap_or(i32::MAX)),
+        Func::ToHex => {
+            let v = i(0);
+            Value::Text(match types.first() {
+                Some(DataType::Int8) => format!("{:x}", v as u64),
+                _ => format!("{:x}", v as i32 as u32),
+            })
+        }
+        Func::ArrayLower => match (nonempty_len(&a0), i(1)) {
+            (Some(_), 1) => Value::Int4(1),
+            _ => Value::Null,
+        },
+        Func::ArrayUpper => match (nonempty_len(&a0), i(1)) {
+            (Some(n), 1) => Value::Int4(i32::try_from(n).unwrap_or(i32::MAX)),
+            _ => Value::Null,
+        },
+        Func::ArrayDims => match nonempty_len(&a0) {
+            Some(n) => Value::Text(format!("[1:{n}]")),
+            None => Value::Null,
+        },
+        Func::ArrayNdims => match nonempty_len(&a0) {
+            Some(_) => Value::Int4(1),
+            None => Value::Null,
+        },
+        Func::ArrayContains | Func::ArrayOverlap => {
+            let a = arr(&a0).unwrap_or_default();
+            let b = args.get(1).and_then(arr).unwrap_or_default();
+            let has = |x: &Value| !x.is_null() && a.iter().any(|y| !y.is_null() && eq(x, y));
+            Value::Bool(if f == Func::ArrayContains {
+                b.iter().all(has)
+            } else {
+                b.iter().any(has)
+            })
+        }
+        Func::ByteaLength => Value::Int4(i32::try_from(bytes(&a0).len()).unwrap_or(i32::MAX)),
+        Func::Encode => {
+            let b = bytes(&a0);
+            Value::Text(match t(1).to_ascii_lowercase().as_str() {
+                "hex" => b.iter().map(|x| format!("{x:02x}")).collect(),
+                "base64" => base64_encode(&b),
+                "escape" => {
+                    let mut s = String::new();
+                    for &x in &b {
+                        if x == b'\\' {
+                            s.push_str("\\\\");
+                        } else if x == 0 || x >= 0x80 {
+                            s.push_str(&format!("\\{x:03o}"));
+                        } else {
+                            s.push(x as char);
+                        }
+                    }
+                    s
+                }
+                other => return Err(bad_encoding(other)),
+            })
+        }
+        Func::Decode => {
+            let s = t(0);
+            Value::Bytea(match t(1).to_ascii_lowercase().as_str() {
+                "hex" => {
+                    let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
+                    if !digits.len().is_multiple_of(2) {
+                        return Err(err(
+                            SqlState::InvalidParameterValue,
+                            "invalid hexadecimal data: odd number of digits",
+                        ));
+                    }
+                    digits
+                        .chunks(2)
+                        .map(|p| match (hex_val(p[0]), hex_val(p[1])) {
+                            (Some(h), Some(l)) => Ok(h * 16 + l),
+                            _ => Err(err(
+                                SqlState::InvalidParameterValue,
+                                format!("invalid hexadecimal digit: \"{}\"", p[0] as char),
+                            )),
+                        })
+                        .collect::<Result<_, _>>()?
+                }
+                "base64" => base64_decode(s)?,
+                "escape" => s.as_bytes().to_vec(),
+                other => return Err(bad_encoding(other)),
+            })
+        }
+        Func::GetByte | Func::SetByte => {
+            let mut b = bytes(&a0);
+            let n = i(1);
+            let len = b.len();
+            let k = usize::try_from(n)
+                .ok()
+                .filter(|k| *k < len)
+                .ok_or_else(|| {
+                    err(
+                        SqlState::ArraySubscriptError,
+                        format!("index {n} out of valid range, 0..{}", len.saturating_sub(1)),
+                    )
+                })?;
+            if f == Func::GetByte {
+                Value::Int4(i32::from(b[k]))
+            } else {
+                b[k] = (i(2) & 0xff) as u8;
+                Value::Bytea(b)
+            }
+        }
+        _ => {
+            let _ = cx;
+            return Ok(None);
+        }
+    }))
 }
 
 #[cfg(test)]

@@ -422,10 +422,82 @@ impl<'a> Exec<'a> {
                         let b = coerce(b, &DataType::Float8, CastContext::Implicit)?;
                         return Ok(Expr::Func(Func::Power, vec![a, b], DataType::Float8));
                     }
+                    ast::BinaryOperator::PGRegexMatch
+                    | ast::BinaryOperator::PGRegexIMatch
+                    | ast::BinaryOperator::PGRegexNotMatch
+                    | ast::BinaryOperator::PGRegexNotIMatch
+                    | ast::BinaryOperator::PGLikeMatch
+                    | ast::BinaryOperator::PGILikeMatch
+                    | ast::BinaryOperator::PGNotLikeMatch
+                    | ast::BinaryOperator::PGNotILikeMatch => {
+                        use ast::BinaryOperator as B;
+                        let sym = op.to_string();
+                        let x = text_arg(self.bind(left, cx)?, &sym)?;
+                        let p = text_arg(self.bind(right, cx)?, &sym)?;
+                        let icase = matches!(
+                            op,
+                            B::PGRegexIMatch
+                                | B::PGRegexNotIMatch
+                                | B::PGILikeMatch
+                                | B::PGNotILikeMatch
+                        );
+                        let negated = matches!(
+                            op,
+                            B::PGRegexNotMatch
+                                | B::PGRegexNotIMatch
+                                | B::PGNotLikeMatch
+                                | B::PGNotILikeMatch
+                        );
+                        if matches!(
+                            op,
+                            B::PGLikeMatch
+                                | B::PGILikeMatch
+                                | B::PGNotLikeMatch
+                                | B::PGNotILikeMatch
+                        ) {
+                            return Ok(Expr::Like(Box::new(x), Box::new(p), negated, icase));
+                        }
+                        let flags = Expr::Const(
+                            Value::Text(if icase { "i" } else { "" }.into()),
+                            DataType::Text,
+                        );
+                        let m = Expr::Func(Func::RegexMatch, vec![x, p, flags], DataType::Bool);
+                        return Ok(if negated { Expr::Not(Box::new(m)) } else { m });
+                    }
+                    ast::BinaryOperator::Arrow
+                    | ast::BinaryOperator::LongArrow
+                    | ast::BinaryOperator::HashArrow
+                    | ast::BinaryOperator::HashLongArrow
+                    | ast::BinaryOperator::AtArrow
+                    | ast::BinaryOperator::ArrowAt
+                    | ast::BinaryOperator::Question
+                    | ast::BinaryOperator::QuestionAnd
+                    | ast::BinaryOperator::QuestionPipe
+                    | ast::BinaryOperator::HashMinus
+                    | ast::BinaryOperator::PGOverlap => {
+                        let a = self.bind(left, cx)?;
+                        let b = self.bind(right, cx)?;
+                        return self.json_operator(op, a, b);
+                    }
+                    ast::BinaryOperator::PGStartsWith => {
+                        let x = text_arg(self.bind(left, cx)?, "^@")?;
+                        let p = text_arg(self.bind(right, cx)?, "^@")?;
+                        return Ok(Expr::Func(Func::StartsWith, vec![x, p], DataType::Bool));
+                    }
                     other => return Err(unsupported(format!("operator {other}"))),
                 };
                 let a = self.bind(left, cx)?;
                 let b = self.bind(right, cx)?;
+                if matches!(bop, BinOp::Concat | BinOp::Sub)
+                    && matches!(a.data_type(), DataType::Jsonb)
+                {
+                    let op = if bop == BinOp::Concat {
+                        ast::BinaryOperator::StringConcat
+                    } else {
+                        ast::BinaryOperator::Minus
+                    };
+                    return self.json_operator(&op, a, b);
+                }
                 self.binary_expr(bop, a, b)
             }
             A::IsNull(x) => Ok(Expr::IsNull(Box::new(self.bind(x, cx)?), false)),
@@ -634,6 +706,47 @@ impl<'a> Exec<'a> {
                 Ok(Expr::Case(pairs, els, t))
             }
             A::Function(f) => self.function(f, cx),
+            A::SimilarTo {
+                negated,
+                expr,
+                pattern,
+                escape_char,
+            } => {
+                let x = text_arg(self.bind(expr, cx)?, "~")?;
+                let mut eargs = vec![text_arg(self.bind(pattern, cx)?, "similar_to_escape")?];
+                if let Some(e) = escape_char {
+                    eargs.push(text_arg(self.bind(e, cx)?, "similar_to_escape")?);
+                }
+                let re = Expr::Func(Func::SimilarEscape, eargs, DataType::Text);
+                let flags = Expr::Const(Value::Text(String::new()), DataType::Text);
+                let m = Expr::Func(Func::RegexMatch, vec![x, re, flags], DataType::Bool);
+                Ok(if *negated { Expr::Not(Box::new(m)) } else { m })
+            }
+            A::Substring {
+                expr,
+                substring_from: Some(from),
+                substring_for,
+                ..
+            } if {
+                let t = self.bind(from, cx)?.data_type();
+                matches!(
+                    t,
+                    DataType::Text | DataType::Unknown | DataType::Varchar(_) | DataType::Char(_)
+                )
+            } =>
+            {
+                let x = text_arg(self.bind(expr, cx)?, "substring")?;
+                let p = text_arg(self.bind(from, cx)?, "substring")?;
+                let p = match substring_for {
+                    Some(esc) => Expr::Func(
+                        Func::SimilarEscape,
+                        vec![p, text_arg(self.bind(esc, cx)?, "substring")?],
+                        DataType::Text,
+                    ),
+                    None => p,
+                };
+                Ok(Expr::Func(Func::RegexSubstring, vec![x, p], DataType::Text))
+            }
             A::Substring {
                 expr,
                 substring_from,
@@ -866,10 +979,117 @@ impl<'a> Exec<'a> {
         })
     }
 
+    /// The json/jsonb operators (`->`, `->>`, `#>`, `#>>`, `@>`, `<@`, `?`, `?|`, `?&`, `#-`, and
+    /// `||` / `-` on jsonb).
+    fn json_operator(&self, op: &ast::BinaryOperator, a: Expr, b: Expr) -> Result<Expr, PgError> {
+        use ast::BinaryOperator as B;
+        let sym = op.to_string();
+        let (ta, tb) = (a.data_type(), b.data_type());
+        let fail = || no_op(&sym, &ta, &tb);
+        if matches!(op, B::AtArrow | B::ArrowAt | B::PGOverlap)
+            && (matches!(ta, DataType::Array(_)) || matches!(tb, DataType::Array(_)))
+        {
+            let t = match (&ta, &tb) {
+                (DataType::Array(_), DataType::Unknown) => ta.clone(),
+                (DataType::Unknown, DataType::Array(_)) => tb.clone(),
+                _ => common_type(&[ta.clone(), tb.clone()]).map_err(|_| fail())?,
+            };
+            let a = coerce(a, &t, CastContext::Implicit)?;
+            let b = coerce(b, &t, CastContext::Implicit)?;
+            let (func, args) = match op {
+                B::AtArrow => (Func::ArrayContains, vec![a, b]),
+                B::ArrowAt => (Func::ArrayContains, vec![b, a]),
+                _ => (Func::ArrayOverlap, vec![a, b]),
+            };
+            return Ok(Expr::Func(func, args, DataType::Bool));
+        }
+        let jsonb_only = !matches!(
+            op,
+            B::Arrow | B::LongArrow | B::HashArrow | B::HashLongArrow
+        );
+        let a = match ta {
+            DataType::Jsonb => a,
+            DataType::Json if !jsonb_only => a,
+            DataType::Unknown => coerce(a, &DataType::Jsonb, CastContext::Implicit)?,
+            _ => return Err(fail()),
+        };
+        let doc_t = a.data_type();
+        let text_array = DataType::Array(Box::new(DataType::Text));
+        let key = |b: Expr| -> Result<Expr, PgError> {
+            match b.data_type() {
+                DataType::Int2 | DataType::Int4 | DataType::Int8 => {
+                    coerce(b, &DataType::Int4, CastContext::Implicit)
+                }
+                _ => text_arg(b, &sym).map_err(|_| fail()),
+            }
+        };
+        let path = |b: Expr| -> Result<Expr, PgError> {
+            match b.data_type() {
+                DataType::Unknown => coerce(b, &text_array, CastContext::Implicit),
+                DataType::Array(e) if matches!(*e, DataType::Text | DataType::Varchar(_)) => Ok(b),
+                _ => Err(fail()),
+            }
+        };
+        let jsonb = |b: Expr| -> Result<Expr, PgError> {
+            match b.data_type() {
+                DataType::Jsonb => Ok(b),
+                DataType::Unknown => coerce(b, &DataType::Jsonb, CastContext::Implicit),
+                _ => Err(fail()),
+            }
+        };
+        let (func, args, t) = match op {
+            B::Arrow => (Func::JsonGet, vec![a, key(b)?], doc_t),
+            B::LongArrow => (Func::JsonGetText, vec![a, key(b)?], DataType::Text),
+            B::HashArrow => (Func::JsonPath, vec![a, path(b)?], doc_t),
+            B::HashLongArrow => (Func::JsonPathText, vec![a, path(b)?], DataType::Text),
+            B::AtArrow => (Func::JsonContains, vec![a, jsonb(b)?], DataType::Bool),
+            B::ArrowAt => (Func::JsonContains, vec![jsonb(b)?, a], DataType::Bool),
+            B::Question => (
+                Func::JsonExists,
+                vec![a, text_arg(b, &sym).map_err(|_| fail())?],
+                DataType::Bool,
+            ),
+            B::QuestionAnd => (Func::JsonExistsAll, vec![a, path(b)?], DataType::Bool),
+            B::QuestionPipe => (Func::JsonExistsAny, vec![a, path(b)?], DataType::Bool),
+            B::HashMinus => (Func::JsonDeletePath, vec![a, path(b)?], DataType::Jsonb),
+            B::StringConcat => match b.data_type() {
+                DataType::Jsonb | DataType::Unknown => {
+                    (Func::JsonConcat, vec![a, jsonb(b)?], DataType::Jsonb)
+                }
+                _ => return self.binary_expr(BinOp::Concat, a, b),
+            },
+            B::Minus => match b.data_type() {
+                DataType::Array(_) => return Err(unsupported("jsonb - text[]")),
+                _ => (Func::JsonDelete, vec![a, key(b)?], DataType::Jsonb),
+            },
+            _ => return Err(fail()),
+        };
+        Ok(Expr::Func(func, args, t))
+    }
+
     fn unary(&self, op: ast::UnaryOperator, x: &A, cx: &Cx<'_>) -> Result<Expr, PgError> {
         use ast::UnaryOperator as U;
         match op {
             U::Minus => {
+                // PostgreSQL's unary minus binds tighter than `^` (`-2 ^ 2` is 4); sqlparser
+                // parses it as `-(2 ^ 2)`: push the minus into the leftmost operand.
+                if let A::BinaryOp {
+                    left,
+                    op: ast::BinaryOperator::PGExp,
+                    right,
+                } = x
+                {
+                    let neg = A::UnaryOp {
+                        op: U::Minus,
+                        expr: left.clone(),
+                    };
+                    let e = A::BinaryOp {
+                        left: Box::new(neg),
+                        op: ast::BinaryOperator::PGExp,
+                        right: right.clone(),
+                    };
+                    return self.bind(&e, cx);
+                }
                 if let A::Value(v) = x {
                     if let ast::Value::Number(s, _) = &v.value {
                         return number_literal(&format!("-{s}"));
@@ -1354,6 +1574,20 @@ impl<'a> Exec<'a> {
                 };
                 Ok(Expr::Func(func, vec![x], DataType::Text))
             }
+            ("length" | "octet_length" | "bit_length", 1)
+                if args[0].data_type() == DataType::Bytea =>
+            {
+                let func = if name == "bit_length" {
+                    Func::BitLength
+                } else {
+                    Func::ByteaLength
+                };
+                Ok(Expr::Func(func, args, DataType::Int4))
+            }
+            ("bit_length", 1) => {
+                let x = text_arg(one(args).ok_or_else(|| no_func(&name, &[]))?, &name)?;
+                Ok(Expr::Func(Func::BitLength, vec![x], DataType::Int4))
+            }
             ("length" | "char_length" | "character_length" | "octet_length", 1) => {
                 let x = one(args).ok_or_else(|| no_func(&name, &[]))?;
                 let func = if name == "octet_length" {
@@ -1493,6 +1727,14 @@ impl<'a> Exec<'a> {
                     return Err(no_func(&name, &[]));
                 };
                 let (a, b) = self.coerce_pair(a, b, "-")?;
+                let (a, b) = if a.data_type() == DataType::Date {
+                    (
+                        coerce(a, &DataType::Timestamp, CastContext::Implicit)?,
+                        coerce(b, &DataType::Timestamp, CastContext::Implicit)?,
+                    )
+                } else {
+                    (a, b)
+                };
                 if !matches!(a.data_type(), DataType::Timestamp | DataType::Timestamptz) {
                     return Err(no_func(&name, &[a, b]));
                 }
@@ -1677,6 +1919,281 @@ impl<'a> Exec<'a> {
                     })
                     .collect::<Result<Vec<_>, _>>()?;
                 Ok(Expr::Func(Func::DivTrunc, v, DataType::Numeric(None)))
+            }
+            ("regexp_replace", 3 | 4)
+            | ("regexp_match" | "regexp_split_to_array" | "regexp_like", 2 | 3) => {
+                let v = text_args(args, &name)?;
+                let (func, t) = match name.as_str() {
+                    "regexp_replace" => (Func::RegexpReplace, DataType::Text),
+                    "regexp_match" => {
+                        (Func::RegexpMatch, DataType::Array(Box::new(DataType::Text)))
+                    }
+                    "regexp_like" => (Func::RegexpLike, DataType::Bool),
+                    _ => (
+                        Func::RegexpSplitToArray,
+                        DataType::Array(Box::new(DataType::Text)),
+                    ),
+                };
+                Ok(Expr::Func(func, v, t))
+            }
+            ("regexp_count", 2..=4) | ("regexp_instr", 2..=7) | ("regexp_substr", 2..=6) => {
+                // Text at 0, 1 and at the flags position; integers elsewhere.
+                let flags_at = match name.as_str() {
+                    "regexp_count" => 3,
+                    "regexp_instr" => 5,
+                    _ => 4,
+                };
+                let v = args
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        if i < 2 || i == flags_at {
+                            text_arg(a, &name)
+                        } else {
+                            int_arg(a, &name)
+                        }
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let (func, t) = match name.as_str() {
+                    "regexp_count" => (Func::RegexpCount, DataType::Int4),
+                    "regexp_instr" => (Func::RegexpInstr, DataType::Int4),
+                    _ => (Func::RegexpSubstr, DataType::Text),
+                };
+                Ok(Expr::Func(func, v, t))
+            }
+            (
+                "jsonb_typeof" | "json_typeof" | "jsonb_array_length" | "json_array_length"
+                | "jsonb_pretty" | "jsonb_strip_nulls" | "json_strip_nulls",
+                1,
+            ) => {
+                let jt = if name.starts_with("jsonb") {
+                    DataType::Jsonb
+                } else {
+                    DataType::Json
+                };
+                let x = one(args).ok_or_else(|| no_func(&name, &[]))?;
+                let x = match x.data_type() {
+                    DataType::Unknown => coerce(x, &jt, CastContext::Implicit)?,
+                    t if t == jt => x,
+                    _ => return Err(no_func(&name, &[x])),
+                };
+                let (func, t) = match name.as_str() {
+                    "jsonb_typeof" | "json_typeof" => (Func::JsonTypeof, DataType::Text),
+                    "jsonb_array_length" | "json_array_length" => {
+                        (Func::JsonArrayLength, DataType::Int4)
+                    }
+                    "jsonb_pretty" => (Func::JsonPretty, DataType::Text),
+                    _ => (Func::JsonStripNulls, jt),
+                };
+                Ok(Expr::Func(func, vec![x], t))
+            }
+            ("jsonb_build_object" | "json_build_object", _)
+            | ("jsonb_build_array" | "json_build_array", _) => {
+                let jt = if name.starts_with("jsonb") {
+                    DataType::Jsonb
+                } else {
+                    DataType::Json
+                };
+                let v = args
+                    .into_iter()
+                    .map(|a| match a.data_type() {
+                        DataType::Unknown => coerce(a, &DataType::Text, CastContext::Implicit),
+                        _ => Ok(a),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let func = if name.ends_with("object") {
+                    Func::JsonBuildObject
+                } else {
+                    Func::JsonBuildArray
+                };
+                Ok(Expr::Func(func, v, jt))
+            }
+            ("to_jsonb" | "to_json", 1) => {
+                let jt = if name == "to_jsonb" {
+                    DataType::Jsonb
+                } else {
+                    DataType::Json
+                };
+                let x = one(args).ok_or_else(|| no_func(&name, &[]))?;
+                if x.data_type() == DataType::Unknown {
+                    return Err(err(
+                        SqlState::DatatypeMismatch,
+                        "could not determine polymorphic type because input has type unknown",
+                    ));
+                }
+                Ok(Expr::Func(Func::ToJson, vec![x], jt))
+            }
+            ("jsonb_set", 3 | 4) | ("jsonb_insert", 3 | 4) => {
+                let mut v = Vec::new();
+                for (i, a) in args.into_iter().enumerate() {
+                    let t = match i {
+                        0 | 2 => DataType::Jsonb,
+                        1 => DataType::Array(Box::new(DataType::Text)),
+                        _ => DataType::Bool,
+                    };
+                    v.push(coerce(a, &t, CastContext::Implicit).map_err(|_| no_func(&name, &[]))?);
+                }
+                let func = if name == "jsonb_set" {
+                    Func::JsonSet
+                } else {
+                    Func::JsonInsert
+                };
+                Ok(Expr::Func(func, v, DataType::Jsonb))
+            }
+            ("to_char", 2) => {
+                let mut it = args.into_iter();
+                let (Some(x), Some(f)) = (it.next(), it.next()) else {
+                    return Err(no_func(&name, &[]));
+                };
+                let x = match x.data_type() {
+                    DataType::Timestamp | DataType::Timestamptz | DataType::Interval => x,
+                    DataType::Date => coerce(x, &DataType::Timestamp, CastContext::Implicit)?,
+                    DataType::Float4 | DataType::Float8 => {
+                        Expr::Cast(Box::new(x), DataType::Numeric(None), CastKind::Implicit)
+                    }
+                    t if num_rank(&t).is_some() => x,
+                    _ => return Err(no_func(&name, &[x, f])),
+                };
+                let f = text_arg(f, &name)?;
+                Ok(Expr::Func(Func::ToChar, vec![x, f], DataType::Text))
+            }
+            ("isfinite", 1) => {
+                let x = one(args).ok_or_else(|| no_func(&name, &[]))?;
+                match x.data_type() {
+                    DataType::Date
+                    | DataType::Timestamp
+                    | DataType::Timestamptz
+                    | DataType::Interval => {}
+                    _ => return Err(no_func(&name, &[x])),
+                }
+                Ok(Expr::Func(Func::IsFinite, vec![x], DataType::Bool))
+            }
+            ("gcd" | "lcm", 2) => {
+                let types: Vec<DataType> = args.iter().map(Expr::data_type).collect();
+                let t = common_type(&types).map_err(|_| no_func(&name, &args))?;
+                let t = match t {
+                    DataType::Int2 | DataType::Int4 | DataType::Unknown => DataType::Int4,
+                    DataType::Int8 => DataType::Int8,
+                    _ => return Err(no_func(&name, &args)),
+                };
+                let v = args
+                    .into_iter()
+                    .map(|a| coerce(a, &t, CastContext::Implicit))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let func = if name == "gcd" { Func::Gcd } else { Func::Lcm };
+                Ok(Expr::Func(func, v, t))
+            }
+            ("width_bucket", 4) => {
+                let mut v = Vec::new();
+                for (i, a) in args.into_iter().enumerate() {
+                    v.push(if i < 3 {
+                        coerce(num_arg(a, &name)?, &DataType::Float8, CastContext::Implicit)?
+                    } else {
+                        int_arg(a, &name)?
+                    });
+                }
+                Ok(Expr::Func(Func::WidthBucket, v, DataType::Int4))
+            }
+            ("scale" | "min_scale" | "trim_scale", 1) => {
+                let x = num_arg(one(args).ok_or_else(|| no_func(&name, &[]))?, &name)?;
+                if matches!(x.data_type(), DataType::Float4 | DataType::Float8) {
+                    return Err(no_func(&name, &[x]));
+                }
+                let x = coerce(x, &DataType::Numeric(None), CastContext::Implicit)?;
+                let (func, t) = match name.as_str() {
+                    "scale" => (Func::Scale, DataType::Int4),
+                    "min_scale" => (Func::MinScale, DataType::Int4),
+                    _ => (Func::TrimScale, DataType::Numeric(None)),
+                };
+                Ok(Expr::Func(func, vec![x], t))
+            }
+            ("to_hex", 1) => {
+                let x = one(args).ok_or_else(|| no_func(&name, &[]))?;
+                let x = match x.data_type() {
+                    DataType::Int8 => x,
+                    DataType::Int2 | DataType::Int4 | DataType::Unknown => {
+                        coerce(x, &DataType::Int4, CastContext::Implicit)?
+                    }
+                    _ => return Err(no_func(&name, &[x])),
+                };
+                Ok(Expr::Func(Func::ToHex, vec![x], DataType::Text))
+            }
+            ("array_remove" | "array_position" | "array_positions", 2) | ("array_replace", 3) => {
+                let mut it = args.into_iter();
+                let a = it.next().ok_or_else(|| no_func(&name, &[]))?;
+                let at = a.data_type();
+                let DataType::Array(et) = at.clone() else {
+                    return Err(no_func(&name, &[a]));
+                };
+                let mut v = vec![a];
+                for x in it {
+                    v.push(coerce(x, &et, CastContext::Implicit).map_err(|_| no_func(&name, &[]))?);
+                }
+                let (func, t) = match name.as_str() {
+                    "array_remove" => (Func::ArrayRemove, at),
+                    "array_replace" => (Func::ArrayReplace, at),
+                    "array_position" => (Func::ArrayPosition, DataType::Int4),
+                    _ => (
+                        Func::ArrayPositions,
+                        DataType::Array(Box::new(DataType::Int4)),
+                    ),
+                };
+                Ok(Expr::Func(func, v, t))
+            }
+            ("string_to_array", 2 | 3) => {
+                let v = text_args(args, &name)?;
+                Ok(Expr::Func(
+                    Func::StringToArray,
+                    v,
+                    DataType::Array(Box::new(DataType::Text)),
+                ))
+            }
+            ("array_lower" | "array_upper", 2) | ("array_dims" | "array_ndims", 1) => {
+                let mut v = args;
+                if !matches!(v[0].data_type(), DataType::Array(_)) {
+                    return Err(no_func(&name, &v));
+                }
+                if v.len() == 2 {
+                    v[1] = int_arg(v[1].clone(), &name)?;
+                }
+                let (func, t) = match name.as_str() {
+                    "array_lower" => (Func::ArrayLower, DataType::Int4),
+                    "array_upper" => (Func::ArrayUpper, DataType::Int4),
+                    "array_dims" => (Func::ArrayDims, DataType::Text),
+                    _ => (Func::ArrayNdims, DataType::Int4),
+                };
+                Ok(Expr::Func(func, v, t))
+            }
+            ("encode", 2) | ("get_byte", 2) | ("set_byte", 3) => {
+                let mut it = args.into_iter();
+                let b = it.next().ok_or_else(|| no_func(&name, &[]))?;
+                let b = match b.data_type() {
+                    DataType::Bytea => b,
+                    DataType::Unknown => coerce(b, &DataType::Bytea, CastContext::Implicit)?,
+                    _ => return Err(no_func(&name, &[b])),
+                };
+                let mut v = vec![b];
+                for x in it {
+                    v.push(if name == "encode" {
+                        text_arg(x, &name)?
+                    } else {
+                        int_arg(x, &name)?
+                    });
+                }
+                let (func, t) = match name.as_str() {
+                    "encode" => (Func::Encode, DataType::Text),
+                    "get_byte" => (Func::GetByte, DataType::Int4),
+                    _ => (Func::SetByte, DataType::Bytea),
+                };
+                Ok(Expr::Func(func, v, t))
+            }
+            ("decode", 2) => {
+                let v = text_args(args, &name)?;
+                Ok(Expr::Func(Func::Decode, v, DataType::Bytea))
+            }
+            ("similar_to_escape", 1 | 2) => {
+                let v = text_args(args, &name)?;
+                Ok(Expr::Func(Func::SimilarEscape, v, DataType::Text))
             }
             ("version", 0) => Ok(Expr::Const(
                 Value::Text("PostgreSQL 15.0 (pgxc) on x86_64-pc-linux-gnu".into()),

@@ -2278,6 +2278,7 @@ impl<'s> Cx<'s> {
 
 mod alter;
 mod bind;
+pub mod copy;
 mod fk;
 mod query;
 mod window;

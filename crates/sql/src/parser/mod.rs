@@ -109,6 +109,11 @@ pub enum Statement {
         object: String,
         owner: Ident,
     },
+    /// `MOVE [direction] [FROM | IN] cursor`: repositions a cursor like FETCH, returning no rows.
+    Move {
+        name: Ident,
+        direction: ast::FetchDirection,
+    },
     /// `ALTER SEQUENCE [IF EXISTS] s OWNED BY t.c | NONE` (pg_dump, for serial columns); `None` = NONE.
     AlterSequenceOwnedBy {
         sequence: ObjectName,
@@ -645,6 +650,9 @@ fn recognise(ctx: &StmtCtx<'_>) -> Result<Option<Statement>, PgError> {
         "reset" => utility::reset(ctx).map(Some),
         "show" => utility::show(ctx).map(Some),
         "do" => utility::do_block(ctx).map(Some),
+        "table" => table_query(ctx).map(Some),
+        "fetch" => utility::fetch(ctx).map(Some),
+        "move" => utility::move_cursor(ctx).map(Some),
         "begin" | "start" | "commit" | "end" | "rollback" | "abort" | "savepoint" | "release" => {
             utility::transaction(ctx).map(Some)
         }
@@ -663,5 +671,22 @@ fn recognise(ctx: &StmtCtx<'_>) -> Result<Option<Statement>, PgError> {
         "create" => xc::create_table(ctx),
         "alter" if kw(1, "table") => xc::alter_table(ctx),
         _ => Ok(None),
+    }
+}
+
+/// `TABLE name [ORDER BY ...] [LIMIT ...]`: PostgreSQL's shorthand for `SELECT * FROM name ...`, parsed as
+/// that query (sqlparser lacks the form).
+fn table_query(ctx: &StmtCtx<'_>) -> Result<Statement, PgError> {
+    let rest = &ctx.sql[ctx.toks[0].end..ctx.end];
+    let text = format!("SELECT * FROM{rest}");
+    let dialect = PostgreSqlDialect {};
+    let parsed = Parser::new(&dialect)
+        .try_with_sql(&text)
+        .and_then(|mut p| p.parse_statements());
+    match parsed {
+        Ok(mut v) if v.len() == 1 && matches!(v[0], ast::Statement::Query(_)) => {
+            Ok(Statement::Sql(v.remove(0)))
+        }
+        _ => Err(syntax_error_at(ctx.sql, &ctx.toks[0])),
     }
 }

@@ -777,3 +777,112 @@ pub(crate) fn fallback(ctx: &StmtCtx<'_>) -> Option<Statement> {
     }
     None
 }
+
+/// A signed integer count (`5`, `-2`, `+3`) for FETCH/MOVE.
+fn signed_count(c: &mut Cursor<'_>) -> PResult<Option<sqlparser::ast::ValueWithSpan>> {
+    let neg = match c.peek() {
+        Some(t) if t.kind == Kind::Op && (t.value == "-" || t.value == "+") => {
+            c.peek_at(1).is_some_and(|n| n.kind == Kind::Number) && {
+                c.advance();
+                t.value == "-"
+            }
+        }
+        _ => false,
+    };
+    match c.peek() {
+        Some(t) if t.kind == Kind::Number => {
+            c.advance();
+            if t.value.parse::<i64>().is_err() {
+                return Err(c.error_prev());
+            }
+            let text = if neg {
+                format!("-{}", t.value)
+            } else {
+                t.value.clone()
+            };
+            Ok(Some(sqlparser::ast::Value::Number(text, false).into()))
+        }
+        _ if neg => Err(c.error()),
+        _ => Ok(None),
+    }
+}
+
+/// `FETCH [direction] [FROM | IN] cursor` (PostgreSQL's `fetch_args`); the direction defaults to NEXT.
+/// Returns the direction and the cursor name.
+fn fetch_args(
+    c: &mut Cursor<'_>,
+) -> PResult<(sqlparser::ast::FetchDirection, sqlparser::ast::Ident)> {
+    use sqlparser::ast::FetchDirection as F;
+    let is_name_next = |c: &Cursor<'_>| {
+        c.peek()
+            .is_some_and(|t| matches!(t.kind, Kind::Word | Kind::QuotedIdent))
+            && c.peek_at(1).is_none()
+    };
+    let dir = if is_name_next(c) || c.kw("next") {
+        F::Next
+    } else if c.kw("prior") {
+        F::Prior
+    } else if c.kw("first") {
+        F::First
+    } else if c.kw("last") {
+        F::Last
+    } else if c.kw("absolute") {
+        F::Absolute {
+            limit: signed_count(c)?.ok_or_else(|| c.error())?,
+        }
+    } else if c.kw("relative") {
+        F::Relative {
+            limit: signed_count(c)?.ok_or_else(|| c.error())?,
+        }
+    } else if c.kw("all") {
+        F::All
+    } else if c.kw("forward") {
+        if c.kw("all") {
+            F::ForwardAll
+        } else {
+            F::Forward {
+                limit: signed_count(c)?,
+            }
+        }
+    } else if c.kw("backward") {
+        if c.kw("all") {
+            F::BackwardAll
+        } else {
+            F::Backward {
+                limit: signed_count(c)?,
+            }
+        }
+    } else {
+        match signed_count(c)? {
+            Some(limit) => F::Count { limit },
+            None => F::Next,
+        }
+    };
+    if !c.kw("from") {
+        c.kw("in");
+    }
+    let name = c.ident()?;
+    c.expect_end()?;
+    Ok((dir, name))
+}
+
+/// `FETCH ...`.
+pub(crate) fn fetch(ctx: &StmtCtx<'_>) -> PResult<Statement> {
+    let mut c = ctx.cursor();
+    c.expect_kw("fetch")?;
+    let (direction, name) = fetch_args(&mut c)?;
+    Ok(Statement::Sql(sqlparser::ast::Statement::Fetch {
+        name,
+        direction,
+        position: sqlparser::ast::FetchPosition::From,
+        into: None,
+    }))
+}
+
+/// `MOVE ...`: a FETCH that returns no rows (command tag `MOVE n`).
+pub(crate) fn move_cursor(ctx: &StmtCtx<'_>) -> PResult<Statement> {
+    let mut c = ctx.cursor();
+    c.expect_kw("move")?;
+    let (direction, name) = fetch_args(&mut c)?;
+    Ok(Statement::Move { name, direction })
+}

@@ -8,8 +8,11 @@
 pub mod binary;
 pub mod cast;
 pub mod datetime;
+pub mod json;
 pub mod numeric;
+pub mod regex;
 pub mod text;
+pub mod to_char;
 
 use pgxc_common::{PgError, SqlState};
 use serde::{Deserialize, Serialize};

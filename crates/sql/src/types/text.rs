@@ -409,8 +409,8 @@ pub fn parse_uuid(s: &str) -> Result<[u8; 16], PgError> {
 // ---------------------------------------------------------------------------------------------
 // JSON.
 
-#[derive(Debug)]
-enum Json {
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Json {
     Null,
     Bool(bool),
     Number(String),
@@ -646,7 +646,7 @@ impl JsonParser<'_> {
     }
 }
 
-fn parse_json_tree(s: &str, ty: &str) -> Result<Json, PgError> {
+pub(crate) fn parse_json_tree(s: &str, ty: &str) -> Result<Json, PgError> {
     let mut p = JsonParser {
         b: s.as_bytes(),
         s,
@@ -676,7 +676,7 @@ pub fn parse_jsonb(s: &str) -> Result<String, PgError> {
     Ok(out)
 }
 
-fn normalise(j: Json) -> Json {
+pub(crate) fn normalise(j: Json) -> Json {
     match j {
         Json::Array(items) => Json::Array(items.into_iter().map(normalise).collect()),
         Json::Object(fields) => {
@@ -721,7 +721,7 @@ pub fn escape_json(s: &str, out: &mut String) {
     out.push('"');
 }
 
-fn write_jsonb(j: &Json, out: &mut String) {
+pub(crate) fn write_jsonb(j: &Json, out: &mut String) {
     match j {
         Json::Null => out.push_str("null"),
         Json::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
