@@ -5,76 +5,11 @@
 //!
 //! psql is required: CI installs `postgresql-client` (scripts/test-all.sh). Without it the test fails.
 
-use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
+use pgxc_tests::{free_port, pgxc_bin, tail, unique_dir};
+use std::io::Write;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::time::{Duration, Instant};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("tests/ has a parent")
-        .to_path_buf()
-}
-
-/// Build `pgxc` once per test binary and return its path.
-fn pgxc_bin() -> &'static Path {
-    static BIN: OnceLock<PathBuf> = OnceLock::new();
-    BIN.get_or_init(|| {
-        let root = workspace_root();
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_string());
-        let status = Command::new(&cargo)
-            .args(["build", "-p", "pgxc", "--bin", "pgxc"])
-            .current_dir(&root)
-            .status()
-            .unwrap_or_else(|e| panic!("cannot run {cargo} build: {e}"));
-        assert!(status.success(), "cargo build -p pgxc failed: {status}");
-        let target = match std::env::var_os("CARGO_TARGET_DIR") {
-            Some(d) => {
-                let d = PathBuf::from(d);
-                if d.is_absolute() {
-                    d
-                } else {
-                    root.join(d)
-                }
-            }
-            None => root.join("target"),
-        };
-        let bin = target
-            .join("debug")
-            .join(format!("pgxc{}", std::env::consts::EXE_SUFFIX));
-        assert!(bin.is_file(), "{} missing after the build", bin.display());
-        bin
-    })
-}
-
-fn free_port() -> u16 {
-    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
-}
-
-fn unique_dir(tag: &str) -> PathBuf {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    let d = std::env::temp_dir().join(format!("pgxc-test-{tag}-{}-{nanos}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("create temp dir");
-    d
-}
-
-fn tail(path: &Path, n: u64) -> String {
-    let Ok(mut f) = File::open(path) else {
-        return format!("<cannot open {}>", path.display());
-    };
-    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
-    let _ = f.seek(SeekFrom::Start(len.saturating_sub(n)));
-    let mut buf = Vec::new();
-    let _ = f.read_to_end(&mut buf);
-    String::from_utf8_lossy(&buf).into_owned()
-}
 
 /// The running datanode and its directory; dropping it kills the process (printing its log tail when the
 /// test fails) and removes the directory.
