@@ -9,7 +9,6 @@
 use crate::ctl_gtm;
 use anyhow::{anyhow, bail, Context, Result};
 use pgxc_gtm::proto::{Request, Response};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -42,8 +41,12 @@ struct Cluster {
 impl Cluster {
     fn spawn(&mut self, name: &str, args: &[String], log: PathBuf) -> Result<()> {
         let exe = std::env::current_exe().context("cannot find the pgxc executable")?;
-        let out =
-            File::create(&log).with_context(|| format!("cannot create log {}", log.display()))?;
+        // Append: a restart keeps the previous run's log (PostgreSQL's log files are kept too).
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .with_context(|| format!("cannot open log {}", log.display()))?;
         let err = out.try_clone()?;
         let child = Command::new(exe)
             .args(args)
