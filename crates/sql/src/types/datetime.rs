@@ -1373,12 +1373,7 @@ pub fn local_to_utc(local: i64, tz: &TimeZone) -> Result<i64, PgError> {
     if is_ts_inf(local) {
         return Ok(local);
     }
-    let off = tz.offset_at_local(local) as i64 * USECS_PER_SEC;
-    let r = local.checked_sub(off).ok_or_else(ts_overflow)?;
-    if !ts_in_range(r) {
-        return Err(ts_overflow());
-    }
-    Ok(r)
+    shift_in_range(local, -(tz.offset_at_local(local) as i64) * USECS_PER_SEC)
 }
 
 /// `timestamptz::timestamp`: a UTC instant to local time in `tz`.
@@ -1386,8 +1381,12 @@ pub fn utc_to_local(utc: i64, tz: &TimeZone) -> Result<i64, PgError> {
     if is_ts_inf(utc) {
         return Ok(utc);
     }
-    let off = tz.offset_at_utc(utc) as i64 * USECS_PER_SEC;
-    let r = utc.checked_add(off).ok_or_else(ts_overflow)?;
+    shift_in_range(utc, tz.offset_at_utc(utc) as i64 * USECS_PER_SEC)
+}
+
+/// `ts + delta` microseconds, or 22008 if that leaves the timestamp range.
+fn shift_in_range(ts: i64, delta: i64) -> Result<i64, PgError> {
+    let r = ts.checked_add(delta).ok_or_else(ts_overflow)?;
     if !ts_in_range(r) {
         return Err(ts_overflow());
     }

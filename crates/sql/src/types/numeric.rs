@@ -418,6 +418,14 @@ impl Numeric {
                 let rscale = Numeric::div_scale(a, b);
                 Numeric::finite(div_to_scale(a, b, rscale))
             }
+            _ => self.div_nonfinite(other),
+        }
+    }
+
+    /// `/` and `div()` when an operand is NaN or infinite (PostgreSQL's rules: NaN wins, finite /
+    /// ±Infinity is 0, ±Infinity / finite keeps the sign product, ±Infinity / ±Infinity is NaN).
+    fn div_nonfinite(&self, other: &Numeric) -> Result<Numeric, PgError> {
+        match (self, other) {
             (Numeric::NaN, _) | (_, Numeric::NaN) => Ok(Numeric::NaN),
             (Numeric::Finite(_), _) => Ok(Numeric::zero()),
             (_, Numeric::Finite(b)) => {
@@ -440,15 +448,7 @@ impl Numeric {
                 let q = div_to_scale_trunc(a, b, 0);
                 Numeric::finite(q)
             }
-            (Numeric::NaN, _) | (_, Numeric::NaN) => Ok(Numeric::NaN),
-            (Numeric::Finite(_), _) => Ok(Numeric::zero()),
-            (_, Numeric::Finite(b)) => {
-                if b.is_zero() {
-                    return Err(div_zero());
-                }
-                Ok(Numeric::inf_of_sign(self.sign_i() * other.sign_i()))
-            }
-            _ => Ok(Numeric::NaN),
+            _ => self.div_nonfinite(other),
         }
     }
 
