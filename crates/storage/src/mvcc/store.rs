@@ -496,6 +496,16 @@ impl Store {
         &self,
         f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, PgError>,
     ) -> Result<(R, Vec<Undo>), PgError> {
+        self.try_write_undo(f)
+    }
+
+    /// [`Store::with_write_undo`] with the caller's error type (anything a [`PgError`] converts
+    /// into), so a closure can give up for a reason that is not an error, such as a wait, and
+    /// still have its partial writes dropped with the redb transaction.
+    pub(crate) fn try_write_undo<R, E: From<PgError>>(
+        &self,
+        f: impl FnOnce(&mut WriteCtx<'_>) -> Result<R, E>,
+    ) -> Result<(R, Vec<Undo>), E> {
         // Lock order: the redb write lock first, then the state mutex (the group-commit flusher
         // holds the redb lock during its fsync without the state mutex, so readers go on).
         let mut w = self.db().begin_write().map_err(io)?;
@@ -518,7 +528,7 @@ impl Store {
         if let Err(e) = w.commit() {
             let e: PgError = io(e);
             st.poisoned = Some(e.message.clone());
-            return Err(e);
+            return Err(e.into());
         }
         st.deferred = if durable { 0 } else { st.deferred + 1 };
         Ok((r, undo.into_inner()))

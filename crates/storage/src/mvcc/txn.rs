@@ -919,7 +919,7 @@ impl Txn {
         self.open_rel(table, mode).await?;
         let (xid, cid, iso) = (self.xid, self.cid, self.isolation);
         loop {
-            let step = self.store.with_write_undo(|c| {
+            let step = self.store.try_write_undo(|c| -> Result<Step<T>, Abort> {
                 let t = self.table_entry(&c.st, table)?;
                 let sid = t.sid_for(xid);
                 let found = read_tuple(&open_write(&c.w, &heap_table(sid))?, tid)?;
@@ -929,7 +929,7 @@ impl Txn {
                 match check_modify(&h, xid, cid, strength, |x| c.st.status(x)) {
                     Modify::Ok => match apply(c, sid, tid, h, payload)? {
                         Ok((v, ch)) => Ok(Step::Done(v, ch)),
-                        Err(x) => Err(wait_marker(x)),
+                        Err(x) => Err(Abort::Wait(x)),
                     },
                     Modify::SelfModified => Ok(Step::Other(Outcome::SelfModified)),
                     Modify::Invisible => Ok(Step::Other(Outcome::Gone)),
@@ -943,7 +943,8 @@ impl Txn {
                                 } else {
                                     "could not serialize access due to concurrent delete"
                                 },
-                            ));
+                            )
+                            .into());
                         }
                         match next {
                             Some(n) => Ok(Step::Chase(n)),
@@ -956,21 +957,21 @@ impl Txn {
                 self.undo.extend(undo);
                 step
             });
-            match step.map_err(split_wait) {
+            match step {
                 Ok(Step::Done(v, ch)) => {
                     self.wrote = true;
                     self.changes.extend(ch);
                     return Ok(Outcome::Done(v));
                 }
                 Ok(Step::Other(o)) => return Ok(o),
-                Ok(Step::Wait(x)) | Err(Ok(x)) => self.wait_for(x).await?,
+                Ok(Step::Wait(x)) | Err(Abort::Wait(x)) => self.wait_for(x).await?,
                 Ok(Step::Chase(next)) => {
                     return Ok(match self.latest_from(table, next).await? {
                         Some(row) => Outcome::Changed(row),
                         None => Outcome::Gone,
                     })
                 }
-                Err(Err(e)) => return Err(e),
+                Err(Abort::Error(e)) => return Err(e),
             }
             // After a wait, look at the same version again.
         }
@@ -1574,20 +1575,17 @@ fn advance(scan: &mut Scan, key: Vec<u8>) {
     }
 }
 
-/// A wait request travelling out of a write closure as an error (which also aborts the redb
-/// transaction, undoing the partial write).
-fn wait_marker(x: Gxid) -> PgError {
-    PgError::new(SqlState::LockNotAvailable, format!("\u{0}wait:{}", x.0))
+/// Why a write closure gave up: an error, or a GXID to wait for (its partial writes, e.g. an
+/// update's old version already stamped before a unique check found an open conflicting
+/// insert, are dropped with the redb transaction either way).
+enum Abort {
+    Error(PgError),
+    Wait(Gxid),
 }
 
-fn split_wait(e: PgError) -> Result<Gxid, PgError> {
-    match e
-        .message
-        .strip_prefix("\u{0}wait:")
-        .and_then(|s| s.parse::<u64>().ok())
-    {
-        Some(x) if e.code == SqlState::LockNotAvailable => Ok(Gxid(x)),
-        _ => Err(e),
+impl From<PgError> for Abort {
+    fn from(e: PgError) -> Abort {
+        Abort::Error(e)
     }
 }
 
@@ -1616,15 +1614,5 @@ mod tests {
         assert!(inside(&e));
         assert!(!inside(&entry_key(&[6], Tid(0))));
         assert!(!inside(&entry_key(&[4], Tid(u64::MAX))));
-    }
-
-    #[test]
-    fn wait_markers_round_trip() {
-        assert_eq!(split_wait(wait_marker(Gxid(42))), Ok(Gxid(42)));
-        let other = PgError::new(
-            SqlState::LockNotAvailable,
-            "canceling statement due to lock timeout",
-        );
-        assert_eq!(split_wait(other.clone()), Err(other));
     }
 }
