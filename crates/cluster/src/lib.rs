@@ -6,6 +6,11 @@
 //!   tells where it goes.
 //! - [`locator`]: Postgres-XC's locator — which datanodes a row or a statement touches for
 //!   `DISTRIBUTE BY HASH | MODULO | ROUNDROBIN | REPLICATION` over a node list (`pgxc_class`).
+//! - [`proto`]: the coordinator ↔ datanode messages (begin under a GXID, execute under a snapshot, 2PC).
+//! - [`twophase`]: the coordinator's commit protocol (one phase for one writer, two-phase commit with a
+//!   durable GTM decision for more) and the in-doubt resolver behind `pgxc clean`.
 
 pub mod hash;
 pub mod locator;
+pub mod proto;
+pub mod twophase;

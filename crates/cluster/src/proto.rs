@@ -1,0 +1,169 @@
+//! The coordinator ↔ datanode protocol (messages only; framing is `pgxc_common::frame`).
+//!
+//! One connection carries one datanode session, like a PostgreSQL backend; a coordinator pools
+//! them (XC's pooler). Every request gets exactly one [`DnResponse`] (row sets are sent whole in
+//! this first version: [`DnResponse::Rows`]; streaming batches come with issue 8's fragments).
+//! Messages are postcard-encoded; the protocol version is checked by [`DnRequest::Hello`].
+//! See `docs/cluster.md` for the transaction order these messages implement.
+
+use pgxc_common::{Gxid, PgError, Snapshot};
+use pgxc_sql::types::{DataType, Value};
+use serde::{Deserialize, Serialize};
+
+/// The protocol version a coordinator announces in [`DnRequest::Hello`].
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Transaction isolation as the coordinator asks for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DnIsolation {
+    /// READ COMMITTED: the coordinator sends a new snapshot with every statement.
+    ReadCommitted,
+    /// REPEATABLE READ (and SERIALIZABLE, run as snapshot isolation as Postgres-XC did).
+    RepeatableRead,
+}
+
+/// A request from a coordinator.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DnRequest {
+    /// First message on a connection: who is calling. Answered with [`DnResponse::Ready`] (the
+    /// datanode's name) or an error if the version differs (08P01).
+    Hello {
+        /// [`PROTOCOL_VERSION`].
+        version: u32,
+        /// The coordinator's node name.
+        coordinator: String,
+        /// Session settings to apply (`DateStyle`, `TimeZone`, `search_path`, ...), as `SET` would.
+        settings: Vec<(String, String)>,
+    },
+    /// Open the local transaction of global transaction `gxid` (no-op if it is already open).
+    Begin {
+        /// The GTM's GXID. **Invariant:** never one the datanode has seen end.
+        gxid: Gxid,
+        /// Isolation level.
+        isolation: DnIsolation,
+        /// `SET TRANSACTION READ ONLY`.
+        read_only: bool,
+    },
+    /// Run SQL text (one or more statements, simple-query semantics) inside the open transaction,
+    /// under `snapshot`. Answered with one [`DnResponse::Results`].
+    Execute {
+        /// The statement's global snapshot (**invariant:** `xmin ≤ xmax`, taken after `Begin`'s GXID).
+        snapshot: Snapshot,
+        /// The SQL text (fast query shipping sends the client's text unchanged).
+        sql: String,
+    },
+    /// One-phase commit of the open transaction.
+    Commit,
+    /// Roll back the open transaction (also ends a read-only one).
+    Rollback,
+    /// `PREPARE TRANSACTION gid` of the open transaction.
+    Prepare {
+        /// Global transaction identifier.
+        gid: String,
+    },
+    /// `COMMIT PREPARED gid` (`commit`) / `ROLLBACK PREPARED gid`. Idempotent: an unknown gid
+    /// answers [`DnResponse::Done`] with `found: false`.
+    FinishPrepared {
+        /// Global transaction identifier.
+        gid: String,
+        /// Commit or roll back.
+        commit: bool,
+    },
+    /// The gids prepared on this datanode (`pg_prepared_xacts`), for the resolver.
+    ListPrepared,
+}
+
+/// The result of one statement on a datanode.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DnResult {
+    /// Column names and types (empty for commands).
+    pub columns: Vec<(String, DataType)>,
+    /// Rows.
+    pub rows: Vec<Vec<Value>>,
+    /// PostgreSQL's command tag.
+    pub tag: String,
+}
+
+/// A datanode's answer.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum DnResponse {
+    /// Answer to `Hello`.
+    Ready {
+        /// The datanode's node name.
+        node: String,
+    },
+    /// Answer to `Begin`, `Commit`, `Rollback`, `Prepare`.
+    Ok,
+    /// Answer to `Execute`: one result per statement, and whether the transaction has written on
+    /// this node so far (it is then a two-phase commit participant).
+    Results {
+        /// Per statement.
+        results: Vec<DnResult>,
+        /// The local transaction wrote.
+        wrote: bool,
+    },
+    /// Answer to `FinishPrepared`.
+    Done {
+        /// Whether the gid was prepared here.
+        found: bool,
+    },
+    /// Answer to `ListPrepared`: `(gid, gxid)` pairs.
+    Prepared(Vec<(String, Gxid)>),
+    /// Any request failed; the SQLSTATE is PostgreSQL's. After an error inside a transaction the
+    /// datanode's transaction is failed (25P02) until `Rollback`.
+    Error(PgError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_round_trip_through_postcard() {
+        let msgs = vec![
+            DnRequest::Hello {
+                version: PROTOCOL_VERSION,
+                coordinator: "cn1".into(),
+                settings: vec![("TimeZone".into(), "UTC".into())],
+            },
+            DnRequest::Begin {
+                gxid: Gxid(42),
+                isolation: DnIsolation::RepeatableRead,
+                read_only: false,
+            },
+            DnRequest::Execute {
+                snapshot: Snapshot::new(Gxid(43), vec![Gxid(41)]),
+                sql: "UPDATE t SET v = v + 1 WHERE k = 7".into(),
+            },
+            DnRequest::FinishPrepared {
+                gid: "_pgxc_T42".into(),
+                commit: true,
+            },
+        ];
+        for m in msgs {
+            let bytes = postcard::to_stdvec(&m).expect("encode");
+            let back: DnRequest = postcard::from_bytes(&bytes).expect("decode");
+            assert_eq!(back, m);
+        }
+        let r = DnResponse::Results {
+            results: vec![DnResult {
+                columns: vec![("v".into(), DataType::Int4)],
+                rows: vec![vec![Value::Int4(3)], vec![Value::Null]],
+                tag: "SELECT 2".into(),
+            }],
+            wrote: false,
+        };
+        let bytes = postcard::to_stdvec(&r).expect("encode");
+        assert_eq!(
+            postcard::from_bytes::<DnResponse>(&bytes).expect("decode"),
+            r
+        );
+    }
+
+    #[test]
+    fn garbage_does_not_decode_into_a_request() {
+        for junk in [&[0xffu8, 0xff, 0xff][..], &[], &[200, 1, 2, 3]] {
+            assert!(postcard::from_bytes::<DnRequest>(junk).is_err());
+        }
+    }
+}
