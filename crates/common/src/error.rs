@@ -67,6 +67,11 @@ pub enum SqlState {
     InFailedSqlTransaction,
     /// 25006 read_only_sql_transaction: a write in a READ ONLY transaction.
     ReadOnlySqlTransaction,
+    /// 42602 invalid_name: a malformed name (e.g. too many dotted parts in a regclass literal).
+    InvalidName,
+    /// 40000 transaction_rollback: a transaction ended in rollback where commit was asked (a
+    /// datanode answered COMMIT or PREPARE with ROLLBACK).
+    TransactionRollback,
     /// 40001 serialization_failure.
     SerializationFailure,
     /// 40P01 deadlock_detected.
@@ -113,6 +118,12 @@ pub enum SqlState {
     NoActiveSqlTransaction,
     /// 34000 invalid_cursor_name (`cursor "c" does not exist`).
     InvalidCursorName,
+    /// 24000 invalid_cursor_state (`cursor "c" is not positioned on a row`).
+    InvalidCursorState,
+    /// 42712 duplicate_alias (`table name "a" specified more than once`).
+    DuplicateAlias,
+    /// 22013 invalid_preceding_or_following_size (`frame starting offset must not be negative`).
+    InvalidPrecedingOrFollowingSize,
     /// 42701 duplicate_column.
     DuplicateColumn,
     /// 42P16 invalid_table_definition (e.g. two primary keys).
@@ -125,6 +136,8 @@ pub enum SqlState {
     InvalidRegularExpression,
     /// 22004 null_value_not_allowed.
     NullValueNotAllowed,
+    /// 22011 `substring_error` (a negative substring length).
+    SubstringError,
     /// 2201G invalid_argument_for_width_bucket_function.
     InvalidArgumentForWidthBucket,
     /// 2202E array_subscript_error.
@@ -207,6 +220,8 @@ impl SqlState {
             InvalidTransactionState => "25000",
             InFailedSqlTransaction => "25P02",
             ReadOnlySqlTransaction => "25006",
+            TransactionRollback => "40000",
+            InvalidName => "42602",
             SerializationFailure => "40001",
             DeadlockDetected => "40P01",
             SyntaxError => "42601",
@@ -230,12 +245,16 @@ impl SqlState {
             ActiveSqlTransaction => "25001",
             NoActiveSqlTransaction => "25P01",
             InvalidCursorName => "34000",
+            InvalidCursorState => "24000",
+            DuplicateAlias => "42712",
+            InvalidPrecedingOrFollowingSize => "22013",
             DuplicateColumn => "42701",
             InvalidTableDefinition => "42P16",
             GeneratedAlways => "428C9",
             InvalidEscapeSequence => "22025",
             InvalidRegularExpression => "2201B",
             NullValueNotAllowed => "22004",
+            SubstringError => "22011",
             InvalidArgumentForWidthBucket => "2201G",
             ArraySubscriptError => "2202E",
             DuplicateSchema => "42P06",

@@ -15,8 +15,10 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use pgxc_common::{PgError, Snapshot, SqlState};
-use pgxc_storage::mvcc::{Isolation, LocalGtm, RelId, Savepoint, Store, StoreConfig, Txn};
+use pgxc_common::{Gxid, PgError, Snapshot, SqlState};
+use pgxc_storage::mvcc::{
+    Isolation, LocalGtm, Outcome, RelId, Savepoint, Store, StoreConfig, Tid, Txn,
+};
 use pgxc_storage::Disk;
 use sqlparser::ast::Ident;
 
@@ -28,7 +30,7 @@ use crate::parser::{
     self, IsolationLevel, ResetTarget, Set, SetValue, ShowTarget, Statement, TransactionMode,
     TransactionStmt,
 };
-use crate::types::datetime::TimeZone;
+use crate::types::datetime::{self as dt, TimeZone, Zone};
 use crate::types::{DataType, Value};
 
 /// How many GXIDs one durable reservation covers.
@@ -63,28 +65,139 @@ struct GtmState {
     limit: u64,
 }
 
+/// The store relation that holds every local sequence's durable state, one row per sequence
+/// (postcard-encoded [`SeqRecord`]).
+pub const SEQUENCE_TABLE: &str = "pgxc_sql_sequences";
+
+/// How many values `nextval` logs ahead before handing them out (PostgreSQL's `SEQ_LOG_VALS`):
+/// the durable row records a value at least this far ahead of the last one handed out, so a
+/// crash skips at most this many values and never reissues one.
+pub const SEQ_LOG_VALS: u32 = 32;
+
 /// A local sequence's state.
 #[derive(Clone, Debug)]
 pub(crate) struct SeqState {
+    /// Last value handed out (or, with `is_called = false`, the next one).
     pub(crate) last: i64,
     pub(crate) is_called: bool,
     pub(crate) increment: i64,
     pub(crate) min: i64,
     pub(crate) max: i64,
     pub(crate) cycle: bool,
+    /// START WITH (what `ALTER SEQUENCE .. RESTART` goes back to).
+    pub(crate) start: i64,
+    /// Values that may still be handed out before the next durable log record.
+    pub(crate) log_cnt: u32,
+    /// The durable row holding this sequence (`None` before its first write).
+    pub(crate) tid: Option<Tid>,
+}
+
+impl SeqState {
+    /// A fresh sequence's state (`nextval` returns `start` first).
+    pub(crate) fn new(start: i64, increment: i64, min: i64, max: i64, cycle: bool) -> SeqState {
+        SeqState {
+            last: start,
+            is_called: false,
+            increment,
+            min,
+            max,
+            cycle,
+            start,
+            log_cnt: 0,
+            tid: None,
+        }
+    }
+
+    /// The value after `from`: `None` at the limit of a sequence without CYCLE.
+    fn step(&self, from: i64) -> Option<i64> {
+        match from.checked_add(self.increment) {
+            Some(v) if v >= self.min && v <= self.max => Some(v),
+            _ if self.cycle => Some(if self.increment > 0 {
+                self.min
+            } else {
+                self.max
+            }),
+            _ => None,
+        }
+    }
+
+    fn record(&self, key: &str, last: i64, is_called: bool) -> SeqRecord {
+        SeqRecord {
+            key: key.to_string(),
+            last,
+            is_called,
+            increment: self.increment,
+            min: self.min,
+            max: self.max,
+            cycle: self.cycle,
+            start: self.start,
+        }
+    }
+}
+
+/// The durable form of a sequence (one row of [`SEQUENCE_TABLE`]). `last` is the logged-ahead
+/// value: after a restart the sequence continues after it, as PostgreSQL's after crash recovery.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+struct SeqRecord {
+    key: String,
+    last: i64,
+    is_called: bool,
+    increment: i64,
+    min: i64,
+    max: i64,
+    cycle: bool,
+    start: i64,
 }
 
 /// A standalone SQL engine over one store. Cheap to share (`Arc`).
 ///
-/// Sequences are local to the engine and, like PostgreSQL's, not transactional; in this first
-/// slice they live in memory only (they restart after a restart), until sequences move to the
-/// GTM's sequence service.
+/// Sequences are local to the engine and, like PostgreSQL's, not transactional: every change
+/// is written through the store (an autonomous, committed write to [`SEQUENCE_TABLE`]) before
+/// it takes effect, and `nextval` logs [`SEQ_LOG_VALS`] values ahead, so no value is ever
+/// handed out twice, across restarts and crashes included.
 pub struct Engine {
     store: Store,
     gtm: Mutex<GtmState>,
+    /// Where GXIDs and snapshots come from when not from the local GTM (a datanode in a cluster).
+    source: Option<Arc<dyn TxnSource>>,
     rt: tokio::runtime::Runtime,
     catalog_rel: RelId,
+    seq_rel: RelId,
     seqs: Mutex<HashMap<String, SeqState>>,
+    ssi: Mutex<SsiState>,
+    /// The last `pg_backend_pid()` handed to a session (sessions are numbered from 1).
+    last_pid: std::sync::atomic::AtomicI32,
+}
+
+/// Serializable snapshot isolation at relation granularity (PostgreSQL's SSI, coarsened): the
+/// relations a serializable transaction read and wrote come from its relation locks (reads:
+/// AccessShare / RowShare, writes: RowExclusive and the exclusive modes). Two concurrent
+/// serializable transactions have an rw-antidependency `T1 -> T2` when T1 read a relation T2
+/// wrote. A transaction fails to commit with 40001 when it would become the pivot of a dangerous
+/// structure `Tin -> T -> Tout` whose `Tout` committed first, or when it would be the `Tin` of
+/// such a structure whose pivot already committed. False positives are possible (relation
+/// granularity), false negatives are not.
+#[derive(Default)]
+struct SsiState {
+    /// Active serializable transactions and their snapshots.
+    active: BTreeMap<u64, Snapshot>,
+    /// Committed serializable transactions an active one may still be concurrent with.
+    committed: Vec<SsiCommitted>,
+}
+
+/// What SSI remembers of a committed serializable transaction.
+struct SsiCommitted {
+    xid: u64,
+    reads: std::collections::BTreeSet<u64>,
+    writes: std::collections::BTreeSet<u64>,
+    /// It committed with an rw-antidependency to a transaction that had committed before it
+    /// (a pivot whose `Tout` committed first: a later `Tin` must fail).
+    pivot: bool,
+}
+
+/// Whether `snap` sees the commit of `xid` (it committed before the snapshot was taken).
+fn sees(snap: &Snapshot, xid: u64) -> bool {
+    xid < snap.xmax.0 && !snap.xip.iter().any(|x| x.0 == xid)
 }
 
 /// One session's view of the engine's sequences (`currval` is per session).
@@ -115,26 +228,20 @@ impl SequenceSource for SessionSeqs {
             let mut seqs = self.engine.seqs();
             let s = seqs.get_mut(name).ok_or_else(|| no_seq(name))?;
             let v = if s.is_called {
-                match s.last.checked_add(s.increment) {
-                    Some(v) if v >= s.min && v <= s.max => v,
-                    _ if s.cycle => {
-                        if s.increment > 0 {
-                            s.min
-                        } else {
-                            s.max
-                        }
-                    }
-                    _ => {
+                match s.step(s.last) {
+                    Some(v) => v,
+                    None => {
                         return Err(PgError::new(
                             SqlState::SequenceGeneratorLimitExceeded,
                             format!(
-                                "nextval: reached {} value of sequence \"{}\"",
+                                "nextval: reached {} value of sequence \"{}\" ({})",
                                 if s.increment > 0 {
                                     "maximum"
                                 } else {
                                     "minimum"
                                 },
-                                name.trim_start_matches("public.")
+                                name.trim_start_matches("public."),
+                                if s.increment > 0 { s.max } else { s.min }
                             ),
                         ))
                     }
@@ -142,6 +249,21 @@ impl SequenceSource for SessionSeqs {
             } else {
                 s.last
             };
+            if s.log_cnt == 0 {
+                // Log ahead: make a value SEQ_LOG_VALS steps on durable first.
+                let mut ahead = v;
+                for _ in 0..SEQ_LOG_VALS {
+                    match s.step(ahead) {
+                        Some(n) => ahead = n,
+                        None => break,
+                    }
+                }
+                let rec = s.record(name, ahead, true);
+                self.engine.seq_write(s, &rec)?;
+                s.log_cnt = SEQ_LOG_VALS;
+            } else {
+                s.log_cnt -= 1;
+            }
             s.last = v;
             s.is_called = true;
             v
@@ -179,11 +301,19 @@ impl SequenceSource for SessionSeqs {
         if value < s.min || value > s.max {
             return Err(PgError::new(
                 SqlState::NumericValueOutOfRange,
-                format!("setval: value {value} is out of bounds for sequence"),
+                format!(
+                    "setval: value {value} is out of bounds for sequence \"{}\" ({}..{})",
+                    name.trim_start_matches("public."),
+                    s.min,
+                    s.max
+                ),
             ));
         }
+        let rec = s.record(name, value, is_called);
+        self.engine.seq_write(s, &rec)?;
         s.last = value;
         s.is_called = is_called;
+        s.log_cnt = 0;
         Ok(value)
     }
 }
@@ -198,6 +328,17 @@ impl Engine {
     ///
     /// Errors: the store's open errors (58030, XX001); XX000 if the runtime cannot start.
     pub fn open(disk: &Disk, name: &str) -> Result<Arc<Engine>, PgError> {
+        Engine::open_with(disk, name, None)
+    }
+
+    /// [`Engine::open`] for a node of a cluster: every transaction of this engine, including its
+    /// own internal ones (catalog bootstrap, sequence bookkeeping), takes its GXID and snapshots from
+    /// `source` (the GTM), so no GXID is ever issued twice cluster-wide. `None` = the local GTM.
+    pub fn open_with(
+        disk: &Disk,
+        name: &str,
+        source: Option<Arc<dyn TxnSource>>,
+    ) -> Result<Arc<Engine>, PgError> {
         let store = Store::open(disk, name, StoreConfig::default())?;
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -205,9 +346,13 @@ impl Engine {
             .map_err(|e| internal(format!("cannot start runtime: {e}")))?;
         let start = store.reserve_local_xids(GXID_BLOCK)?;
         let mut catalog_rel = None;
+        let mut seq_rel = None;
         for def in store.relations() {
             if def.name == SYSTEM_TABLE {
                 catalog_rel = Some(def.id);
+            }
+            if def.name == SEQUENCE_TABLE {
+                seq_rel = Some(def.id);
             }
         }
         let gtm = GtmState {
@@ -217,9 +362,13 @@ impl Engine {
         let mut engine = Engine {
             store,
             gtm: Mutex::new(gtm),
+            source,
             rt,
             catalog_rel: RelId(0),
+            seq_rel: RelId(0),
             seqs: Mutex::new(HashMap::new()),
+            ssi: Mutex::new(SsiState::default()),
+            last_pid: std::sync::atomic::AtomicI32::new(0),
         };
         match catalog_rel {
             Some(r) => engine.catalog_rel = r,
@@ -230,7 +379,260 @@ impl Engine {
                 engine.catalog_rel = r;
             }
         }
+        match seq_rel {
+            Some(r) => {
+                engine.seq_rel = r;
+                engine.load_sequences()?;
+            }
+            None => {
+                let mut txn = engine.begin(Isolation::ReadCommitted)?;
+                let r = engine.block_on(txn.create_table(SEQUENCE_TABLE))?;
+                engine.finish(txn, true)?;
+                engine.seq_rel = r;
+            }
+        }
         Ok(Arc::new(engine))
+    }
+
+    /// Read every sequence's durable row: a sequence continues after its logged-ahead value.
+    fn load_sequences(&mut self) -> Result<(), PgError> {
+        let mut txn = self.begin(Isolation::ReadCommitted)?;
+        let mut rows = Vec::new();
+        let r = (|| {
+            let mut scan = self.block_on(txn.scan(self.seq_rel, false))?;
+            loop {
+                let batch = self.block_on(txn.next(&mut scan, 1024))?;
+                if batch.is_empty() {
+                    return Ok::<(), PgError>(());
+                }
+                rows.extend(batch);
+            }
+        })();
+        self.finish(txn, true)?;
+        r?;
+        let mut seqs = HashMap::new();
+        for row in rows {
+            let rec: SeqRecord = postcard::from_bytes(&row.data).map_err(|e| {
+                PgError::new(
+                    SqlState::DataCorrupted,
+                    format!("corrupt sequence row: {e}"),
+                )
+            })?;
+            let mut st = SeqState::new(rec.start, rec.increment, rec.min, rec.max, rec.cycle);
+            st.last = rec.last;
+            st.is_called = rec.is_called;
+            st.tid = Some(row.tid);
+            seqs.insert(rec.key, st);
+        }
+        *self.seqs.get_mut().unwrap_or_else(|p| p.into_inner()) = seqs;
+        Ok(())
+    }
+
+    /// Write `rec` as the durable row of sequence `s` (an autonomous transaction, committed
+    /// before this returns, as PostgreSQL's WAL-logged sequence changes ignore the caller's
+    /// transaction), remembering the row's new tid in `s`.
+    ///
+    /// Errors: the store's (58030 on disk failure).
+    fn seq_write(&self, s: &mut SeqState, rec: &SeqRecord) -> Result<(), PgError> {
+        let payload = postcard::to_allocvec(rec)
+            .map_err(|e| internal(format!("cannot encode sequence: {e}")))?;
+        let mut txn = self.begin(Isolation::ReadCommitted)?;
+        let r = match s.tid {
+            Some(tid) => match self.block_on(txn.update(self.seq_rel, tid, &payload, &[])) {
+                Ok(Outcome::Done(t)) => Ok(t),
+                Ok(_) => Err(internal("sequence row changed concurrently")),
+                Err(e) => Err(e),
+            },
+            None => self.block_on(txn.insert(self.seq_rel, &payload, &[])),
+        };
+        match r {
+            Ok(t) => {
+                self.finish(txn, true)?;
+                s.tid = Some(t);
+                Ok(())
+            }
+            Err(e) => {
+                let _ = self.finish(txn, false);
+                Err(e)
+            }
+        }
+    }
+
+    /// CREATE SEQUENCE: register `key` (`schema.name`) with `state`, durably. Returns false if
+    /// it exists and `if_not_exists` is set.
+    ///
+    /// Errors: 42P07 if it exists; the store's.
+    pub(crate) fn create_sequence(
+        &self,
+        key: &str,
+        mut state: SeqState,
+        if_not_exists: bool,
+    ) -> Result<bool, PgError> {
+        let mut seqs = self.seqs();
+        if seqs.contains_key(key) {
+            if if_not_exists {
+                return Ok(false);
+            }
+            return Err(PgError::new(
+                SqlState::DuplicateTable,
+                format!(
+                    "relation \"{}\" already exists",
+                    key.trim_start_matches("public.")
+                ),
+            ));
+        }
+        let rec = state.record(key, state.last, state.is_called);
+        self.seq_write(&mut state, &rec)?;
+        state.log_cnt = 0;
+        seqs.insert(key.to_string(), state);
+        Ok(true)
+    }
+
+    /// ALTER SEQUENCE: replace the state of `key` by `f(old)`, durably.
+    ///
+    /// Errors: 42P01 if there is no such sequence; what `f` returns; the store's.
+    pub(crate) fn alter_sequence(
+        &self,
+        key: &str,
+        f: impl FnOnce(&SeqState) -> Result<SeqState, PgError>,
+    ) -> Result<(), PgError> {
+        let mut seqs = self.seqs();
+        let s = seqs.get_mut(key).ok_or_else(|| no_seq(key))?;
+        let mut new = f(s)?;
+        new.tid = s.tid;
+        new.log_cnt = 0;
+        let rec = new.record(key, new.last, new.is_called);
+        self.seq_write(&mut new, &rec)?;
+        *s = new;
+        Ok(())
+    }
+
+    fn ssi(&self) -> MutexGuard<'_, SsiState> {
+        self.ssi.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The user relations `xid` has read and written so far, from its relation locks (the
+    /// catalog and sequence tables excluded: DDL is serialized by locks).
+    fn ssi_sets(
+        &self,
+        xid: u64,
+    ) -> (
+        std::collections::BTreeSet<u64>,
+        std::collections::BTreeSet<u64>,
+    ) {
+        use pgxc_storage::mvcc::LockMode as L;
+        let (mut r, mut w) = (
+            std::collections::BTreeSet::new(),
+            std::collections::BTreeSet::new(),
+        );
+        for (rel, mode) in self.store.relation_locks(pgxc_common::Gxid(xid)) {
+            if rel == self.catalog_rel || rel == self.seq_rel {
+                continue;
+            }
+            match mode {
+                L::AccessShare | L::RowShare => {
+                    r.insert(rel.0);
+                }
+                L::Share | L::ShareUpdateExclusive => {}
+                _ => {
+                    w.insert(rel.0);
+                }
+            }
+        }
+        (r, w)
+    }
+
+    /// Note that serializable transaction `xid` (snapshot `snap`) runs (idempotent).
+    pub(crate) fn ssi_register(&self, xid: u64, snap: &Snapshot) {
+        self.ssi().active.entry(xid).or_insert_with(|| snap.clone());
+    }
+
+    /// The SSI check of serializable transaction `txn` about to commit (see [`SsiState`]): on
+    /// success it is recorded as committed.
+    ///
+    /// Errors: 40001 when committing could make the serializable transactions' outcome differ
+    /// from every serial order (the caller rolls `txn` back).
+    pub(crate) fn ssi_commit(&self, txn: &Txn) -> Result<(), PgError> {
+        let me = txn.xid().0;
+        let snap = txn.snapshot().clone();
+        let (reads, writes) = self.ssi_sets(me);
+        let mut st = self.ssi();
+        st.active.remove(&me);
+        // Forget transactions that ended without telling (sessions dropped mid-block).
+        let gone: Vec<u64> = st
+            .active
+            .keys()
+            .copied()
+            .filter(|x| {
+                !matches!(
+                    self.store.xid_status(pgxc_common::Gxid(*x)),
+                    pgxc_storage::mvcc::XidStatus::InProgress
+                )
+            })
+            .collect();
+        for x in gone {
+            st.active.remove(&x);
+        }
+        let mut in_edge = false;
+        let mut out_to_committed = false;
+        let mut in_of_pivot = false;
+        for x in st.active.keys() {
+            let (xr, _) = self.ssi_sets(*x);
+            if !xr.is_disjoint(&writes) {
+                in_edge = true;
+            }
+        }
+        for c in &st.committed {
+            if sees(&snap, c.xid) {
+                continue;
+            }
+            if !c.reads.is_disjoint(&writes) {
+                in_edge = true;
+            }
+            if !reads.is_disjoint(&c.writes) {
+                out_to_committed = true;
+                if c.pivot {
+                    in_of_pivot = true;
+                }
+            }
+        }
+        if (in_edge && out_to_committed) || in_of_pivot {
+            return Err(PgError::new(
+                SqlState::SerializationFailure,
+                "could not serialize access due to read/write dependencies among transactions",
+            ));
+        }
+        st.committed.push(SsiCommitted {
+            xid: me,
+            reads,
+            writes,
+            pivot: out_to_committed,
+        });
+        // Keep only what an active serializable transaction may still be concurrent with.
+        let SsiState { active, committed } = &mut *st;
+        committed.retain(|c| active.values().any(|s| !sees(s, c.xid)));
+        Ok(())
+    }
+
+    /// DROP SEQUENCE: forget `key` and delete its durable row. Returns whether it existed.
+    ///
+    /// Errors: the store's.
+    pub(crate) fn drop_sequence(&self, key: &str) -> Result<bool, PgError> {
+        let mut seqs = self.seqs();
+        let Some(s) = seqs.remove(key) else {
+            return Ok(false);
+        };
+        if let Some(tid) = s.tid {
+            let mut txn = self.begin(Isolation::ReadCommitted)?;
+            match self.block_on(txn.delete(self.seq_rel, tid)) {
+                Ok(_) => self.finish(txn, true)?,
+                Err(e) => {
+                    let _ = self.finish(txn, false);
+                    return Err(e);
+                }
+            }
+        }
+        Ok(true)
     }
 
     /// A new session with PostgreSQL's default settings (TimeZone UTC, DateStyle ISO, MDY).
@@ -239,6 +641,12 @@ impl Engine {
             engine: Arc::clone(self),
             state: TxState::Idle,
             gucs: BTreeMap::new(),
+            local_gucs: BTreeMap::new(),
+            pid: self
+                .last_pid
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                .wrapping_add(1),
+            gucs_at_begin: None,
             lock_timeout: None,
             seqs: Arc::new(SessionSeqs {
                 engine: Arc::clone(self),
@@ -246,6 +654,12 @@ impl Engine {
             }),
             prepared: HashMap::new(),
             cursors: HashMap::new(),
+            declaring: false,
+            cursor_tids: None,
+            block_seqs: Vec::new(),
+            rng: Arc::default(),
+            directed: None,
+            cancel: Arc::default(),
         }
     }
 
@@ -272,12 +686,25 @@ impl Engine {
     }
 
     /// A fresh snapshot.
-    pub(crate) fn snapshot(&self) -> Snapshot {
-        self.gtm().gtm.snapshot()
+    pub(crate) fn snapshot(&self) -> Result<Snapshot, PgError> {
+        match &self.source {
+            Some(src) => src.snapshot(),
+            None => Ok(self.gtm().gtm.snapshot()),
+        }
     }
 
     /// Begin a transaction with a fresh GXID (reserving a new block durably when needed).
     pub(crate) fn begin(&self, iso: Isolation) -> Result<Txn, PgError> {
+        if let Some(src) = &self.source {
+            let (x, snap) = src.begin()?;
+            return match self.store.begin(x, iso, snap) {
+                Ok(t) => Ok(t),
+                Err(e) => {
+                    src.end(x, false);
+                    Err(e)
+                }
+            };
+        }
         let mut g = self.gtm();
         let mut x = g.gtm.begin();
         if x.0 >= g.limit {
@@ -310,6 +737,12 @@ impl Engine {
 
     /// Commit (`commit = true`) or roll back `txn` and tell the GTM it ended.
     pub(crate) fn finish(&self, txn: Txn, commit: bool) -> Result<(), PgError> {
+        self.finish_as(txn, commit, false)
+    }
+
+    /// [`Engine::finish`]; a `directed` transaction's GXID belongs to the coordinator directing
+    /// it, which ends it at the GTM itself, so this engine reports nothing.
+    pub(crate) fn finish_as(&self, txn: Txn, commit: bool, directed: bool) -> Result<(), PgError> {
         let x = txn.xid();
         let r = if commit {
             self.block_on(txn.commit()).map(|_| ())
@@ -317,8 +750,84 @@ impl Engine {
             txn.rollback();
             Ok(())
         };
-        self.gtm().gtm.end(x);
+        if directed {
+            return r;
+        }
+        match &self.source {
+            Some(src) => src.end(x, commit && r.is_ok()),
+            None => self.gtm().gtm.end(x),
+        }
         r
+    }
+
+    /// `PREPARE TRANSACTION gid`: the transaction's writes and locks become durable under `gid`
+    /// and its GXID stays running (in every snapshot) until [`Engine::finish_prepared`].
+    /// Errors: 42710 if `gid` is in use (the transaction is rolled back, as PostgreSQL).
+    pub(crate) fn prepare(&self, txn: Txn, gid: &str, directed: bool) -> Result<(), PgError> {
+        let x = txn.xid();
+        if self.store.prepared_xacts().iter().any(|p| p.gid == gid) {
+            self.finish_as(txn, false, directed)?;
+            return Err(PgError::new(
+                SqlState::DuplicateObject,
+                format!("transaction identifier \"{gid}\" is already in use"),
+            ));
+        }
+        let info = pgxc_storage::mvcc::PrepareInfo {
+            prepared_at: clock_now(),
+            owner: "postgres".into(),
+            database: "postgres".into(),
+        };
+        match self.block_on(txn.prepare(gid, info)) {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if !directed {
+                    match &self.source {
+                        Some(src) => src.end(x, false),
+                        None => self.gtm().gtm.end(x),
+                    }
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// `COMMIT PREPARED gid` (`commit`) / `ROLLBACK PREPARED gid`. Returns `false` if no
+    /// transaction is prepared as `gid` here. With the local GTM its GXID then leaves the running
+    /// set; in a cluster the coordinator tells the GTM.
+    pub fn finish_prepared(&self, gid: &str, commit: bool) -> Result<bool, PgError> {
+        let Some(p) = self
+            .store
+            .prepared_xacts()
+            .into_iter()
+            .find(|p| p.gid == gid)
+        else {
+            return Ok(false);
+        };
+        if commit {
+            self.block_on(self.store.commit_prepared(gid))?;
+        } else {
+            self.block_on(self.store.rollback_prepared(gid))?;
+        }
+        if self.source.is_none() {
+            self.gtm().gtm.end(p.xid);
+        }
+        Ok(true)
+    }
+
+    /// The transactions prepared in this engine's store (`pg_prepared_xacts`).
+    pub fn prepared_xacts(&self) -> Vec<pgxc_storage::mvcc::PreparedXact> {
+        self.store.prepared_xacts()
+    }
+
+    /// Begin a transaction under a GXID and snapshot chosen elsewhere (a coordinator directing this
+    /// datanode): nothing is registered with this engine's GTM; the director ends it.
+    pub(crate) fn begin_directed(
+        &self,
+        xid: Gxid,
+        iso: Isolation,
+        snapshot: Snapshot,
+    ) -> Result<Txn, PgError> {
+        self.store.begin(xid, iso, snapshot)
     }
 }
 
@@ -349,15 +858,63 @@ pub struct Session {
     engine: Arc<Engine>,
     state: TxState,
     gucs: BTreeMap<String, String>,
+    /// `SET LOCAL` values, consulted before `gucs` and dropped at the end of the transaction block.
+    local_gucs: BTreeMap<String, String>,
+    /// `pg_backend_pid()`: the session's number in its engine.
+    pid: i32,
+    /// The session settings when the open transaction block began: a rolled-back block undoes
+    /// its `SET`s, as in PostgreSQL.
+    gucs_at_begin: Option<BTreeMap<String, String>>,
     lock_timeout: Option<Duration>,
     seqs: Arc<SessionSeqs>,
+    /// The session's random generator (`random()`, `setseed()`, `gen_random_uuid()`).
+    rng: Arc<crate::funcs::SessionRng>,
     prepared: HashMap<String, (Vec<DataType>, Statement)>,
     cursors: HashMap<String, Cursor>,
+    /// Set while DECLARE runs its query (the tids of its rows are recorded).
+    declaring: bool,
+    /// The tids the last cursor query recorded.
+    cursor_tids: Option<(u64, Vec<Tid>)>,
+    /// Sequences created in the open transaction block (dropped again if it rolls back).
+    block_seqs: Vec<String>,
+    /// Set while a coordinator directs this session (a datanode in a cluster): the GXID and
+    /// snapshot its transaction and statements run under.
+    directed: Option<Directed>,
+    /// The running statement's cancel flag (cleared when a query string starts).
+    cancel: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// What a coordinator tells a datanode session: run the transaction as `gxid`, the next statement
+/// under `snapshot` (Postgres-XC sent both with every statement).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Directed {
+    /// The global transaction's GXID (from the GTM).
+    pub gxid: Gxid,
+    /// The snapshot for the next statement (READ COMMITTED) or the transaction (REPEATABLE READ).
+    pub snapshot: Snapshot,
+}
+
+/// A source of GXIDs and snapshots other than the engine's local GTM: the cluster's GTM, for an
+/// engine that is a node of a cluster ([`Engine::open_with`]). Calls may block (they are network
+/// round trips); errors are the GTM's (08006 when unreachable).
+pub trait TxnSource: Send + Sync {
+    /// A new GXID, registered as running, and a snapshot taken after it.
+    fn begin(&self) -> Result<(Gxid, Snapshot), PgError>;
+    /// A fresh snapshot.
+    fn snapshot(&self) -> Result<Snapshot, PgError>;
+    /// `xid` ended (committed when `committed`); it leaves the running set.
+    fn end(&self, xid: Gxid, committed: bool);
 }
 
 /// An open cursor: its materialized result and position (0 = before the first row, `len + 1`
 /// = after the last), as PostgreSQL's portal positions.
 struct Cursor {
+    /// The DECLARE statement's text (`pg_cursors.statement`).
+    statement: String,
+    /// `pg_cursors.is_scrollable`.
+    scrollable: bool,
+    /// For a simple scan of one base table: its relation and each row's tid (`WHERE CURRENT OF`).
+    tids: Option<(u64, Vec<Tid>)>,
     columns: Vec<(String, DataType)>,
     rows: Vec<Vec<Value>>,
     pos: i64,
@@ -396,6 +953,10 @@ fn default_guc(name: &str) -> Option<&'static str> {
         "enable_mergejoin" => "on",
         "enable_nestloop" => "on",
         "enable_sort" => "on",
+        "enable_hashagg" => "on",
+        // The planner (crate::plan): route supported SELECTs through it; per-operator memory.
+        "pgxc.use_planner" => "on",
+        "pgxc.operator_memory_limit" => "1GB",
         "integer_datetimes" => "on",
         "lc_collate" => "C",
         "lc_ctype" => "C",
@@ -403,6 +964,130 @@ fn default_guc(name: &str) -> Option<&'static str> {
         "bytea_output" => "hex",
         "default_transaction_deferrable" => "off",
         _ => return None,
+    })
+}
+
+/// The session's settings as one statement sees them through `current_setting` / `set_config`:
+/// a snapshot taken before the statement plus its own `set_config` calls, which the session
+/// keeps only if the statement succeeds (as PostgreSQL rolls them back with a failed statement).
+#[derive(Debug)]
+struct StatementGucs {
+    /// Effective values (session values overlaid with `SET LOCAL` ones).
+    values: Mutex<BTreeMap<String, String>>,
+    /// `set_config` calls: name, canonical value, is_local.
+    changes: Mutex<Vec<(String, String, bool)>>,
+    in_block: bool,
+    pid: i32,
+}
+
+impl StatementGucs {
+    fn new(s: &Session) -> StatementGucs {
+        let mut values = s.gucs.clone();
+        values.extend(s.local_gucs.iter().map(|(k, v)| (k.clone(), v.clone())));
+        StatementGucs {
+            values: Mutex::new(values),
+            changes: Mutex::new(Vec::new()),
+            in_block: s.in_transaction(),
+            pid: s.pid,
+        }
+    }
+
+    fn lookup(&self, name: &str) -> Option<String> {
+        let values = self.values.lock().unwrap_or_else(|p| p.into_inner());
+        let get = |n: &str| {
+            values
+                .get(n)
+                .cloned()
+                .or_else(|| default_guc(n).map(str::to_string))
+        };
+        match name {
+            "transaction_isolation" => {
+                get("transaction_isolation").or_else(|| get("default_transaction_isolation"))
+            }
+            _ => get(name),
+        }
+    }
+}
+
+fn unknown_guc(name: &str) -> PgError {
+    PgError::new(
+        SqlState::UndefinedObject,
+        format!("unrecognized configuration parameter \"{name}\""),
+    )
+}
+
+impl crate::expr::SettingsSource for StatementGucs {
+    fn get(&self, name: &str) -> Result<String, PgError> {
+        let n = name.to_ascii_lowercase();
+        self.lookup(&n).ok_or_else(|| unknown_guc(name))
+    }
+
+    fn set(&self, name: &str, value: &str, is_local: bool) -> Result<String, PgError> {
+        let n = name.to_ascii_lowercase();
+        if default_guc(&n).is_none() && !n.contains('.') {
+            return Err(unknown_guc(&n));
+        }
+        let v = check_guc(&n, value, self.lookup(&n).as_deref())?;
+        if !is_local || self.in_block {
+            self.values
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(n.clone(), v.clone());
+            self.changes
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((n, v.clone(), is_local));
+        }
+        Ok(v)
+    }
+
+    fn backend_pid(&self) -> i32 {
+        self.pid
+    }
+}
+
+/// Check a new value for setting `name` and return it as SHOW prints it (`current`: the value
+/// before, which `DateStyle` builds on). Mirrors PostgreSQL's check hooks for the settings whose
+/// values the engine interprets; others are stored as given.
+///
+/// Errors: 22023 `invalid value for parameter` (time zones, DateStyle, IntervalStyle, integer
+/// settings out of range), 22P02-style bad numbers are reported as 22023 like PostgreSQL's GUC code.
+fn check_guc(name: &str, v: &str, current: Option<&str>) -> Result<String, PgError> {
+    let invalid = |what: &str| {
+        PgError::new(
+            SqlState::InvalidParameterValue,
+            format!("invalid value for parameter \"{what}\": \"{v}\""),
+        )
+    };
+    Ok(match name {
+        "timezone" => {
+            Zone::from_setting(v)?;
+            v.to_string()
+        }
+        "datestyle" => {
+            let cur = current
+                .and_then(|c| dt::parse_date_style(c, Default::default()).ok())
+                .unwrap_or_default();
+            let (f, o) = dt::parse_date_style(v, cur)?;
+            dt::date_style_name(f, o)
+        }
+        "intervalstyle" => dt::interval_style_name(dt::parse_interval_style(v)?).to_string(),
+        "extra_float_digits" => {
+            let n: i64 = v
+                .trim()
+                .parse()
+                .map_err(|_| invalid("extra_float_digits"))?;
+            if !(-15..=3).contains(&n) {
+                return Err(PgError::new(
+                    SqlState::InvalidParameterValue,
+                    format!(
+                        "{n} is outside the valid range for parameter \"extra_float_digits\" (-15 .. 3)"
+                    ),
+                ));
+            }
+            n.to_string()
+        }
+        _ => v.to_string(),
     })
 }
 
@@ -453,23 +1138,103 @@ impl Session {
         self.lock_timeout = timeout;
     }
 
+    /// Direct this session's transactions from a coordinator (a datanode in a cluster), or stop
+    /// (`None`). While directed, `BEGIN` opens the local transaction as `d.gxid` under
+    /// `d.snapshot`, and each READ COMMITTED statement runs under the snapshot most recently given
+    /// here; the local GTM is not involved. Call again before each statement with its snapshot.
+    pub fn direct(&mut self, d: Option<Directed>) {
+        self.directed = d;
+    }
+
+    /// The definition of table `name` (folded; `schema` given or search_path applied) as the open
+    /// transaction block sees the catalog, or `None`. Errors: 25P01 outside a transaction block.
+    pub fn table_def(
+        &mut self,
+        schema: Option<&str>,
+        name: &str,
+    ) -> Result<Option<crate::catalog::TableDef>, PgError> {
+        let tz = self.time_zone();
+        let seqs: Arc<dyn SequenceSource> = self.seqs.clone();
+        let engine = Arc::clone(&self.engine);
+        let TxState::InBlock(b) = &mut self.state else {
+            return Err(PgError::new(
+                SqlState::NoActiveSqlTransaction,
+                "there is no transaction in progress",
+            ));
+        };
+        Exec::new(&engine, &mut b.txn, tz, b.start, seqs).lookup_table(schema, name)
+    }
+
+    /// The flag that cancels the running statement (PostgreSQL's CancelRequest, `statement_timeout`):
+    /// set it from any thread; the statement fails with 57014 at its next check (between batches
+    /// of the streaming executor). `execute` clears it when a query string starts.
+    pub fn cancel_flag(&self) -> Arc<std::sync::atomic::AtomicBool> {
+        Arc::clone(&self.cancel)
+    }
+
+    /// `statement_timeout` as set (`0` or unset: `None`). PostgreSQL's units: a bare number is
+    /// milliseconds; `us`, `ms`, `s`, `min`, `h`, `d` suffixes are accepted.
+    pub fn statement_timeout(&self) -> Option<Duration> {
+        let v = self.guc("statement_timeout")?;
+        let v = v.trim();
+        let split = v
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(v.len());
+        let (num, unit) = v.split_at(split);
+        let n: f64 = num.parse().ok()?;
+        let ms = match unit.trim() {
+            "" | "ms" => n,
+            "us" => n / 1000.0,
+            "s" => n * 1000.0,
+            "min" => n * 60_000.0,
+            "h" => n * 3_600_000.0,
+            "d" => n * 86_400_000.0,
+            _ => return None,
+        };
+        (ms >= 1.0).then(|| Duration::from_micros((ms * 1000.0) as u64))
+    }
+
+    /// Whether the open transaction block has written anything (a two-phase commit participant).
+    pub fn has_written(&self) -> bool {
+        matches!(&self.state, TxState::InBlock(b) if b.txn.has_written())
+    }
+
     /// Whether the session is inside a transaction block.
     pub fn in_transaction(&self) -> bool {
         matches!(self.state, TxState::InBlock(_))
     }
 
     fn guc(&self, name: &str) -> Option<String> {
-        self.gucs
+        self.local_gucs
             .get(name)
+            .or_else(|| self.gucs.get(name))
             .cloned()
             .or_else(|| default_guc(name).map(str::to_string))
     }
 
-    /// The session time zone.
+    /// The settings that text I/O of values depends on: `TimeZone`, `DateStyle`, `IntervalStyle`
+    /// and `extra_float_digits` (without a transaction time; statements add theirs).
     pub fn time_zone(&self) -> TimeZone {
-        self.guc("timezone")
-            .and_then(|s| TimeZone::from_setting(&s).ok())
-            .unwrap_or_default()
+        let mut st = TimeZone::default();
+        if let Some(z) = self
+            .guc("timezone")
+            .and_then(|s| Zone::from_setting(&s).ok())
+        {
+            st.zone = z;
+        }
+        if let Some(v) = self.guc("datestyle") {
+            if let Ok((f, o)) = dt::parse_date_style(&v, (st.date_format, st.date_order)) {
+                st.date_format = f;
+                st.date_order = o;
+            }
+        }
+        if let Some(v) = self.guc("intervalstyle") {
+            st.interval_style = dt::parse_interval_style(&v).unwrap_or_default();
+        }
+        if let Some(v) = self.guc("extra_float_digits") {
+            st.extra_float_digits = v.trim().parse().unwrap_or(1);
+        }
+        st
     }
 
     /// Run `sql` (one or more statements) with simple-query semantics: statements in order, each
@@ -479,6 +1244,8 @@ impl Session {
     /// Errors: 42601 for syntax errors (nothing runs), any statement's error, 25P02 in a failed
     /// transaction block.
     pub fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError> {
+        self.cancel
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let stmts = match parser::parse(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -511,7 +1278,18 @@ impl Session {
 
     fn execute_one(&mut self, stmt: Statement) -> Result<QueryResult, PgError> {
         if let Statement::Transaction(t) = &stmt {
-            return self.transaction(t.clone());
+            let in_block = self.in_transaction();
+            let gucs_before = (!in_block).then(|| self.gucs.clone());
+            let r = self.transaction(t.clone());
+            if !in_block && self.in_transaction() {
+                self.gucs_at_begin = gucs_before;
+            }
+            if in_block && !self.in_transaction() {
+                let committed = matches!(&r, Ok(q) if q.tag != "ROLLBACK");
+                self.end_block_seqs(committed);
+                self.end_block_settings(committed);
+            }
+            return r;
         }
         if let TxState::InBlock(b) = &self.state {
             if b.failed {
@@ -526,9 +1304,14 @@ impl Session {
             Statement::Show(t) => return self.show(t),
             Statement::Reset(t) => {
                 match t {
-                    ResetTarget::All => self.gucs.clear(),
+                    ResetTarget::All => {
+                        self.gucs.clear();
+                        self.local_gucs.clear();
+                    }
                     ResetTarget::Variable(v) => {
-                        self.gucs.remove(&v.to_ascii_lowercase());
+                        let v = v.to_ascii_lowercase();
+                        self.gucs.remove(&v);
+                        self.local_gucs.remove(&v);
                     }
                 }
                 return Ok(QueryResult::command("RESET"));
@@ -665,13 +1448,34 @@ impl Session {
                 _ => {}
             }
         }
+        let current_of = match self.current_of(&stmt) {
+            Ok(c) => c,
+            Err(e) => {
+                self.fail_block();
+                return Err(e);
+            }
+        };
+        let views = self.session_views();
+        let serializable = self.guc("transaction_isolation").as_deref() == Some("serializable");
+        let declaring = std::mem::take(&mut self.declaring);
+        let mut cursor_tids = None;
+        let mut created_seqs: Vec<String> = Vec::new();
         let tz = self.time_zone();
         let engine = Arc::clone(&self.engine);
         let seqs: Arc<dyn SequenceSource> = self.seqs.clone();
         let mut deferred = Vec::new();
         let search_path = self.guc("search_path").unwrap_or_default();
+        let rng = Arc::clone(&self.rng);
+        let cancel = Arc::clone(&self.cancel);
+        let settings = Arc::new(StatementGucs::new(self));
         let mut run = |exec: Exec<'_>| -> Result<QueryResult, PgError> {
-            let exec = exec.with_search_path(&search_path);
+            let exec = exec
+                .with_settings(settings.clone())
+                .with_search_path(&search_path)
+                .with_rng(Arc::clone(&rng))
+                .with_cancel(Arc::clone(&cancel))
+                .with_views(views.clone())
+                .with_current_of(current_of.clone());
             let exec = match &exec_args {
                 None => exec,
                 Some(args) => {
@@ -682,11 +1486,21 @@ impl Session {
                     exec.with_params(params)
                 }
             };
-            let r = exec.run(&stmt)?;
+            let r = match &stmt {
+                Statement::Sql(sqlparser::ast::Statement::Query(q)) if declaring => {
+                    exec.cursor_query(q).map(|(r, tids)| {
+                        cursor_tids = tids;
+                        r
+                    })
+                }
+                _ => exec.run(&stmt),
+            };
+            created_seqs.extend(exec.created_seqs.take());
+            let r = r?;
             deferred = exec.deferred.take();
             Ok(r)
         };
-        match &mut self.state {
+        let result = match &mut self.state {
             TxState::InBlock(b) => {
                 if b.read_only && is_write(&stmt) {
                     b.failed = true;
@@ -696,9 +1510,16 @@ impl Session {
                     ));
                 }
                 if b.iso == Isolation::ReadCommitted {
-                    b.txn.set_snapshot(engine.snapshot())?;
+                    let snap = match &self.directed {
+                        Some(d) => d.snapshot.clone(),
+                        None => engine.snapshot()?,
+                    };
+                    b.txn.set_snapshot(snap)?;
                 }
                 b.statements += 1;
+                if serializable {
+                    engine.ssi_register(b.txn.xid().0, b.txn.snapshot());
+                }
                 let r = run(Exec::new(&engine, &mut b.txn, tz, b.start, seqs));
                 b.deferred.append(&mut deferred);
                 let r = r.and_then(|res| {
@@ -739,7 +1560,100 @@ impl Session {
                     }
                 }
             }
+        };
+        self.cursor_tids = cursor_tids;
+        // Sequences are created at once (non-transactionally); one whose creating transaction
+        // rolls back is dropped again, as PostgreSQL's CREATE SEQUENCE is transactional.
+        if self.in_transaction() {
+            self.block_seqs.append(&mut created_seqs);
+        } else if result.is_err() {
+            for k in created_seqs {
+                let _ = self.engine.drop_sequence(&k);
+            }
         }
+        if result.is_ok() {
+            self.apply_statement_gucs(&settings)?;
+        }
+        result
+    }
+
+    /// The end of a transaction block: forget the sequences it created if it committed, drop
+    /// them if it rolled back.
+    fn end_block_seqs(&mut self, committed: bool) {
+        for k in std::mem::take(&mut self.block_seqs) {
+            if !committed {
+                let _ = self.engine.drop_sequence(&k);
+            }
+        }
+    }
+
+    /// What `pg_cursors` and `pg_prepared_statements` show for this session.
+    fn session_views(&self) -> crate::exec::SessionViews {
+        let mut cursors: Vec<_> = self
+            .cursors
+            .iter()
+            .map(|(n, c)| (n.clone(), c.statement.clone(), c.hold, false, c.scrollable))
+            .collect();
+        cursors.sort();
+        let mut prepared: Vec<_> = self
+            .prepared
+            .iter()
+            .map(|(n, (types, st))| {
+                let text = match st {
+                    Statement::Sql(s) => format!("PREPARE {n} AS {s}"),
+                    _ => format!("PREPARE {n}"),
+                };
+                (n.clone(), text, types.clone())
+            })
+            .collect();
+        prepared.sort_by(|a, b| a.0.cmp(&b.0));
+        crate::exec::SessionViews { cursors, prepared }
+    }
+
+    /// For `UPDATE/DELETE ... WHERE CURRENT OF c` (the parser's `pgxc_current_of('c')`): the
+    /// cursor's position. Errors: 34000 if there is no such cursor.
+    fn current_of(
+        &self,
+        stmt: &Statement,
+    ) -> Result<Option<(String, crate::exec::CursorPos)>, PgError> {
+        use sqlparser::ast::{self as a, Statement as S};
+        let sel = match stmt {
+            Statement::Sql(S::Update(u)) => u.selection.as_ref(),
+            Statement::Sql(S::Delete(d)) => d.selection.as_ref(),
+            _ => None,
+        };
+        let Some(a::Expr::Function(f)) = sel else {
+            return Ok(None);
+        };
+        if !f.name.to_string().eq_ignore_ascii_case("pgxc_current_of") {
+            return Ok(None);
+        }
+        let name = match &f.args {
+            a::FunctionArguments::List(l) => match l.args.first() {
+                Some(a::FunctionArg::Unnamed(a::FunctionArgExpr::Expr(a::Expr::Value(v)))) => {
+                    match &v.value {
+                        a::Value::SingleQuotedString(s) => s.clone(),
+                        _ => String::new(),
+                    }
+                }
+                _ => String::new(),
+            },
+            _ => String::new(),
+        };
+        let c = self.cursors.get(&name).ok_or_else(|| {
+            PgError::new(
+                SqlState::InvalidCursorName,
+                format!("cursor \"{name}\" does not exist"),
+            )
+        })?;
+        let pos = match &c.tids {
+            None => crate::exec::CursorPos::NotUpdatable,
+            Some((rel, tids)) => match usize::try_from(c.pos - 1).ok().and_then(|i| tids.get(i)) {
+                Some(t) => crate::exec::CursorPos::Row(*rel, *t),
+                None => crate::exec::CursorPos::NotPositioned,
+            },
+        };
+        Ok(Some((name, pos)))
     }
 
     fn transaction(&mut self, t: TransactionStmt) -> Result<QueryResult, PgError> {
@@ -782,7 +1696,12 @@ impl Session {
                         _ => {}
                     }
                 }
-                let mut txn = self.engine.begin(iso)?;
+                let mut txn = match &self.directed {
+                    Some(d) => self
+                        .engine
+                        .begin_directed(d.gxid, iso, d.snapshot.clone())?,
+                    None => self.engine.begin(iso)?,
+                };
                 txn.set_lock_timeout(self.lock_timeout);
                 self.gucs.insert(
                     "transaction_isolation".into(),
@@ -805,12 +1724,15 @@ impl Session {
                 Ok(QueryResult::command("BEGIN"))
             }
             TransactionStmt::Commit { .. } => {
+                let serializable =
+                    self.guc("transaction_isolation").as_deref() == Some("serializable");
                 self.end_block_gucs();
                 match std::mem::replace(&mut self.state, TxState::Idle) {
                     TxState::Idle => Ok(QueryResult::command("COMMIT")),
                     TxState::InBlock(mut b) => {
                         if b.failed {
-                            self.engine.finish(b.txn, false)?;
+                            self.engine
+                                .finish_as(b.txn, false, self.directed.is_some())?;
                             Ok(QueryResult::command("ROLLBACK"))
                         } else {
                             if !b.deferred.is_empty() {
@@ -821,11 +1743,20 @@ impl Session {
                                         .check_deferred(&b.deferred)
                                 });
                                 if let Err(e) = checked {
-                                    self.engine.finish(b.txn, false)?;
+                                    self.engine
+                                        .finish_as(b.txn, false, self.directed.is_some())?;
                                     return Err(e);
                                 }
                             }
-                            self.engine.finish(b.txn, true)?;
+                            if serializable {
+                                if let Err(e) = self.engine.ssi_commit(&b.txn) {
+                                    self.engine
+                                        .finish_as(b.txn, false, self.directed.is_some())?;
+                                    return Err(e);
+                                }
+                            }
+                            self.engine
+                                .finish_as(b.txn, true, self.directed.is_some())?;
                             Ok(QueryResult::command("COMMIT"))
                         }
                     }
@@ -834,26 +1765,77 @@ impl Session {
             TransactionStmt::Rollback { .. } => {
                 self.end_block_gucs();
                 if let TxState::InBlock(b) = std::mem::replace(&mut self.state, TxState::Idle) {
-                    self.engine.finish(b.txn, false)?;
+                    self.engine
+                        .finish_as(b.txn, false, self.directed.is_some())?;
                 }
                 Ok(QueryResult::command("ROLLBACK"))
             }
             TransactionStmt::Savepoint(ref name)
             | TransactionStmt::Release(ref name)
             | TransactionStmt::RollbackTo(ref name) => self.savepoint_stmt(&t, name),
-            other => {
-                let in_block = self.in_transaction();
-                if !in_block {
+            TransactionStmt::PrepareTransaction(gid) => {
+                let serializable =
+                    self.guc("transaction_isolation").as_deref() == Some("serializable");
+                self.end_block_gucs();
+                match std::mem::replace(&mut self.state, TxState::Idle) {
+                    // PostgreSQL: a WARNING (25P01), and the tag says ROLLBACK.
+                    TxState::Idle => Ok(QueryResult::command("ROLLBACK")),
+                    TxState::InBlock(b) if b.failed => {
+                        self.engine
+                            .finish_as(b.txn, false, self.directed.is_some())?;
+                        Ok(QueryResult::command("ROLLBACK"))
+                    }
+                    TxState::InBlock(mut b) => {
+                        if !b.deferred.is_empty() {
+                            let tz = self.time_zone();
+                            let seqs: Arc<dyn SequenceSource> = self.seqs.clone();
+                            let checked = b.txn.next_command().and_then(|_| {
+                                Exec::new(&self.engine, &mut b.txn, tz, b.start, seqs)
+                                    .check_deferred(&b.deferred)
+                            });
+                            if let Err(e) = checked {
+                                self.engine
+                                    .finish_as(b.txn, false, self.directed.is_some())?;
+                                return Err(e);
+                            }
+                        }
+                        // SSI: PREPARE is the point of no return (a prepared transaction
+                        // counts as committed; a later ROLLBACK PREPARED only costs false
+                        // positives).
+                        if serializable {
+                            if let Err(e) = self.engine.ssi_commit(&b.txn) {
+                                self.engine
+                                    .finish_as(b.txn, false, self.directed.is_some())?;
+                                return Err(e);
+                            }
+                        }
+                        self.engine.prepare(b.txn, &gid, self.directed.is_some())?;
+                        Ok(QueryResult::command("PREPARE TRANSACTION"))
+                    }
+                }
+            }
+            TransactionStmt::CommitPrepared(ref gid)
+            | TransactionStmt::RollbackPrepared(ref gid) => {
+                let commit = matches!(t, TransactionStmt::CommitPrepared(_));
+                let what = if commit {
+                    "COMMIT PREPARED"
+                } else {
+                    "ROLLBACK PREPARED"
+                };
+                if self.in_transaction() {
+                    self.fail_block();
                     return Err(PgError::new(
-                        SqlState::NoActiveSqlTransaction,
-                        format!("{other:?} can only be used in transaction blocks"),
+                        SqlState::ActiveSqlTransaction,
+                        format!("{what} cannot run inside a transaction block"),
                     ));
                 }
-                self.fail_block();
-                Err(PgError::new(
-                    SqlState::FeatureNotSupported,
-                    "two-phase commit is not supported by the standalone engine yet",
-                ))
+                if !self.engine.finish_prepared(gid, commit)? {
+                    return Err(PgError::new(
+                        SqlState::UndefinedObject,
+                        format!("prepared transaction with identifier \"{gid}\" does not exist"),
+                    ));
+                }
+                Ok(QueryResult::command(what))
             }
         }
     }
@@ -935,10 +1917,17 @@ impl Session {
         let Some(q) = &d.for_query else {
             return Err(PgError::new(SqlState::SyntaxError, "DECLARE needs a query"));
         };
-        let r = self.execute_one(Statement::Sql(sqlparser::ast::Statement::Query(q.clone())))?;
+        self.declaring = true;
+        self.cursor_tids = None;
+        let r = self.execute_one(Statement::Sql(sqlparser::ast::Statement::Query(q.clone())));
+        self.declaring = false;
+        let r = r?;
         self.cursors.insert(
             name,
             Cursor {
+                statement: format!("DECLARE {d}"),
+                scrollable: d.scroll != Some(false),
+                tids: self.cursor_tids.take(),
                 columns: r.columns,
                 rows: r.rows,
                 pos: 0,
@@ -1039,6 +2028,7 @@ impl Session {
     }
 
     fn end_block_gucs(&mut self) {
+        self.local_gucs.clear();
         self.cursors.retain(|_, c| c.hold);
         self.gucs.remove("transaction_isolation");
         self.gucs.remove("transaction_read_only");
@@ -1046,38 +2036,13 @@ impl Session {
 
     fn set(&mut self, s: Set) -> Result<QueryResult, PgError> {
         match s {
-            Set::Variable { name, value, .. } => {
+            Set::Variable { name, value, local } => {
                 let name = name.to_ascii_lowercase();
-                match value {
-                    SetValue::Default => {
-                        self.gucs.remove(&name);
-                    }
-                    SetValue::Values(vals) => {
-                        let v = vals.join(", ");
-                        if default_guc(&name).is_none() && !name.contains('.') {
-                            return Err(PgError::new(
-                                SqlState::UndefinedObject,
-                                format!("unrecognized configuration parameter \"{name}\""),
-                            ));
-                        }
-                        let v = match name.as_str() {
-                            "timezone" => {
-                                TimeZone::from_setting(&v)?;
-                                v
-                            }
-                            "datestyle" => {
-                                let l = v.to_ascii_lowercase();
-                                if l.contains("iso") {
-                                    "ISO, MDY".to_string()
-                                } else {
-                                    v
-                                }
-                            }
-                            _ => v,
-                        };
-                        self.gucs.insert(name, v);
-                    }
-                }
+                let value = match value {
+                    SetValue::Default => None,
+                    SetValue::Values(vals) => Some(vals.join(", ")),
+                };
+                self.set_guc(&name, value.as_deref(), local)?;
                 Ok(QueryResult::command("SET"))
             }
             Set::Transaction {
@@ -1157,6 +2122,61 @@ impl Session {
         }
     }
 
+    /// At the end of a transaction block: a rolled-back block's `SET`s are undone.
+    fn end_block_settings(&mut self, committed: bool) {
+        if let Some(before) = self.gucs_at_begin.take() {
+            if !committed {
+                self.gucs = before;
+            }
+        }
+    }
+
+    /// Keep what `set_config` did during a statement that succeeded.
+    fn apply_statement_gucs(&mut self, g: &StatementGucs) -> Result<(), PgError> {
+        let changes = std::mem::take(&mut *g.changes.lock().unwrap_or_else(|p| p.into_inner()));
+        for (name, value, local) in changes {
+            self.set_guc(&name, Some(&value), local)?;
+        }
+        Ok(())
+    }
+
+    /// `SET [LOCAL] name = value` (`None`: `DEFAULT`): checks the value as PostgreSQL would and
+    /// stores it in its canonical form. `SET LOCAL` outside a transaction block has no effect, as
+    /// in PostgreSQL (which warns). Errors: 42704 unknown parameter, 22023 / 22P02 bad value.
+    fn set_guc(&mut self, name: &str, value: Option<&str>, local: bool) -> Result<(), PgError> {
+        if default_guc(name).is_none() && !name.contains('.') {
+            return Err(PgError::new(
+                SqlState::UndefinedObject,
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        }
+        let value = match value {
+            Some(v) => Some(check_guc(name, v, self.guc(name).as_deref())?),
+            None => None,
+        };
+        if local {
+            if !self.in_transaction() {
+                return Ok(());
+            }
+            let v = value
+                .or_else(|| self.gucs.get(name).cloned())
+                .or_else(|| default_guc(name).map(str::to_string))
+                .unwrap_or_default();
+            self.local_gucs.insert(name.to_string(), v);
+            return Ok(());
+        }
+        self.local_gucs.remove(name);
+        match value {
+            Some(v) => {
+                self.gucs.insert(name.to_string(), v);
+            }
+            None => {
+                self.gucs.remove(name);
+            }
+        }
+        Ok(())
+    }
+
     fn show(&self, t: &ShowTarget) -> Result<QueryResult, PgError> {
         match t {
             ShowTarget::All => Err(PgError::new(
@@ -1190,7 +2210,8 @@ impl Session {
 impl Drop for Session {
     fn drop(&mut self) {
         if let TxState::InBlock(b) = std::mem::replace(&mut self.state, TxState::Idle) {
-            let _ = self.engine.finish(b.txn, false);
+            let _ = self.engine.finish_as(b.txn, false, self.directed.is_some());
+            self.end_block_seqs(false);
         }
     }
 }
@@ -1230,6 +2251,202 @@ mod tests {
             vec![vec![Value::Int8(i64::from(GXID_BLOCK as i32 + 20))]]
         );
         assert_eq!(r.tag, "SELECT 1");
+    }
+
+    #[test]
+    fn sequences_never_reissue_values_across_crashes() {
+        use rand::SeedableRng;
+        for seed in 0..6u64 {
+            let sim = SimDisk::new();
+            let mut handed_out = Vec::new();
+            {
+                let e = Engine::open(&Disk::sim(sim.clone()), "t.redb").unwrap();
+                let mut s = e.session();
+                one(&mut s, "CREATE SEQUENCE sq");
+                for _ in 0..(40 + seed * 7) {
+                    let r = one(&mut s, "SELECT nextval('sq')");
+                    let Value::Int8(v) = r.rows[0][0] else {
+                        panic!("nextval returned {:?}", r.rows[0][0]);
+                    };
+                    handed_out.push(v);
+                }
+                // Power loss: whatever was not synced may be lost or torn.
+                sim.crash(&mut rand::rngs::StdRng::seed_from_u64(seed));
+            }
+            let max = handed_out.iter().copied().max().unwrap();
+            let e = Engine::open(&Disk::sim(sim.clone()), "t.redb").unwrap();
+            let mut s = e.session();
+            let r = one(&mut s, "SELECT nextval('sq')");
+            let Value::Int8(next) = r.rows[0][0] else {
+                panic!("nextval returned {:?}", r.rows[0][0]);
+            };
+            assert!(
+                next > max,
+                "seed {seed}: nextval reissued {next} (handed out up to {max})"
+            );
+        }
+    }
+
+    #[test]
+    fn sequences_never_reissue_values_across_restarts() {
+        let sim = SimDisk::new();
+        let mut handed_out = Vec::new();
+        {
+            let e = Engine::open(&Disk::sim(sim.clone()), "t.redb").unwrap();
+            let mut s = e.session();
+            one(&mut s, "CREATE SEQUENCE sq");
+            one(&mut s, "CREATE TABLE ts (id serial, v text)");
+            for _ in 0..40 {
+                let r = one(&mut s, "SELECT nextval('sq')");
+                handed_out.push(r.rows[0][0].clone());
+            }
+            one(&mut s, "INSERT INTO ts (v) VALUES ('a'), ('b'), ('c')");
+            // Dropped without a clean shutdown: only what was logged survives.
+        }
+        let max = handed_out
+            .iter()
+            .map(|v| match v {
+                Value::Int8(n) => *n,
+                other => panic!("nextval returned {other:?}"),
+            })
+            .max()
+            .unwrap();
+        assert_eq!(max, 40);
+        let e = Engine::open(&Disk::sim(sim.clone()), "t.redb").unwrap();
+        let mut s = e.session();
+        let r = one(&mut s, "SELECT nextval('sq')");
+        let Value::Int8(next) = r.rows[0][0] else {
+            panic!("nextval returned {:?}", r.rows[0][0]);
+        };
+        assert!(
+            next > max,
+            "nextval reissued {next} (had handed out up to {max})"
+        );
+        // PostgreSQL skips at most SEQ_LOG_VALS values after a crash.
+        assert!(
+            next <= max + i64::from(SEQ_LOG_VALS) + 1,
+            "skipped too far: {next}"
+        );
+        // The serial column's sequence survived too and continues past 3.
+        one(&mut s, "INSERT INTO ts (v) VALUES ('d')");
+        let r = one(&mut s, "SELECT id FROM ts WHERE v = 'd'");
+        let Value::Int4(id) = r.rows[0][0] else {
+            panic!("id is {:?}", r.rows[0][0]);
+        };
+        assert!(id > 3, "serial reissued {id}");
+        // setval and ALTER SEQUENCE .. RESTART are durable as well.
+        one(&mut s, "SELECT setval('sq', 500)");
+        drop(s);
+        drop(e);
+        let e = Engine::open(&Disk::sim(sim.clone()), "t.redb").unwrap();
+        let mut s = e.session();
+        assert_eq!(
+            one(&mut s, "SELECT nextval('sq')").rows,
+            vec![vec![Value::Int8(501)]]
+        );
+        one(&mut s, "ALTER SEQUENCE sq RESTART WITH 7");
+        drop(s);
+        drop(e);
+        let e = Engine::open(&Disk::sim(sim), "t.redb").unwrap();
+        let mut s = e.session();
+        assert_eq!(
+            one(&mut s, "SELECT nextval('sq')").rows,
+            vec![vec![Value::Int8(7)]]
+        );
+        one(&mut s, "DROP SEQUENCE sq");
+        assert_eq!(
+            s.execute("SELECT nextval('sq')").unwrap_err().code,
+            SqlState::UndefinedTable
+        );
+    }
+
+    #[test]
+    fn sequences_of_rolled_back_transactions_are_dropped() {
+        let e = Engine::open(&Disk::sim(SimDisk::new()), "t.redb").unwrap();
+        let mut s = e.session();
+        one(&mut s, "BEGIN");
+        one(&mut s, "CREATE TABLE t (id serial, v text)");
+        one(&mut s, "CREATE SEQUENCE s1");
+        one(&mut s, "ROLLBACK");
+        // Neither the serial column's sequence nor s1 survived: both can be created again.
+        one(&mut s, "CREATE TABLE t (id serial, v text)");
+        one(&mut s, "CREATE SEQUENCE s1");
+        one(&mut s, "INSERT INTO t (v) VALUES ('a')");
+        let r = one(&mut s, "SELECT id FROM t");
+        assert_eq!(r.rows, vec![vec![Value::Int4(1)]]);
+        // A committed block keeps its sequences.
+        one(&mut s, "BEGIN");
+        one(&mut s, "CREATE SEQUENCE s2");
+        one(&mut s, "COMMIT");
+        assert_eq!(
+            one(&mut s, "SELECT nextval('s2')").rows,
+            vec![vec![Value::Int8(1)]]
+        );
+    }
+
+    #[test]
+    fn serializable_write_skew_fails_at_commit() {
+        let e = Engine::open(&Disk::sim(SimDisk::new()), "t.redb").unwrap();
+        let (mut s1, mut s2) = (e.session(), e.session());
+        one(&mut s1, "CREATE TABLE oncall (doc text, on_duty boolean)");
+        one(&mut s1, "CREATE TABLE other (x int)");
+        one(
+            &mut s1,
+            "INSERT INTO oncall VALUES ('a', true), ('b', true)",
+        );
+        // Disjoint relations: no rw-antidependency, both commit.
+        one(&mut s1, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+        one(&mut s2, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+        one(&mut s1, "SELECT count(*) FROM oncall");
+        one(&mut s2, "SELECT count(*) FROM other");
+        one(&mut s1, "UPDATE oncall SET on_duty = true WHERE doc = 'a'");
+        one(&mut s2, "INSERT INTO other VALUES (1)");
+        assert_eq!(one(&mut s1, "COMMIT").tag, "COMMIT");
+        assert_eq!(one(&mut s2, "COMMIT").tag, "COMMIT");
+        // Write skew: each reads what the other writes; the second COMMIT fails.
+        one(&mut s1, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+        one(&mut s2, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+        one(&mut s1, "SELECT count(*) FROM oncall WHERE on_duty");
+        one(&mut s2, "SELECT count(*) FROM oncall WHERE on_duty");
+        one(&mut s1, "UPDATE oncall SET on_duty = false WHERE doc = 'a'");
+        one(&mut s2, "UPDATE oncall SET on_duty = false WHERE doc = 'b'");
+        assert_eq!(one(&mut s1, "COMMIT").tag, "COMMIT");
+        let err = s2.execute("COMMIT").unwrap_err();
+        assert_eq!(err.code, SqlState::SerializationFailure);
+        let r = one(&mut s1, "SELECT doc FROM oncall WHERE on_duty");
+        assert_eq!(r.rows, vec![vec![Value::Text("b".into())]]);
+        // The same interleaving under REPEATABLE READ commits both (snapshot isolation).
+        one(&mut s1, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+        one(&mut s2, "BEGIN ISOLATION LEVEL REPEATABLE READ");
+        one(&mut s1, "SELECT count(*) FROM oncall WHERE on_duty");
+        one(&mut s2, "SELECT count(*) FROM oncall WHERE on_duty");
+        one(&mut s1, "UPDATE oncall SET on_duty = true WHERE doc = 'a'");
+        one(&mut s2, "UPDATE oncall SET on_duty = false WHERE doc = 'b'");
+        assert_eq!(one(&mut s1, "COMMIT").tag, "COMMIT");
+        assert_eq!(one(&mut s2, "COMMIT").tag, "COMMIT");
+    }
+
+    #[test]
+    fn serializable_reader_of_a_committed_pivot_fails() {
+        let e = Engine::open(&Disk::sim(SimDisk::new()), "t.redb").unwrap();
+        let (mut tin, mut piv, mut tout) = (e.session(), e.session(), e.session());
+        one(&mut tin, "CREATE TABLE a (x int)");
+        one(&mut tin, "CREATE TABLE b (x int)");
+        one(&mut tin, "CREATE TABLE c (x int)");
+        for s in [&mut tin, &mut piv, &mut tout] {
+            one(s, "BEGIN ISOLATION LEVEL SERIALIZABLE");
+        }
+        one(&mut tin, "SELECT count(*) FROM c");
+        one(&mut piv, "SELECT count(*) FROM b");
+        one(&mut tout, "INSERT INTO b VALUES (1)");
+        one(&mut piv, "INSERT INTO a VALUES (1)");
+        // tout commits first, then the pivot (nobody has read `a` yet: it may commit).
+        assert_eq!(one(&mut tout, "COMMIT").tag, "COMMIT");
+        assert_eq!(one(&mut piv, "COMMIT").tag, "COMMIT");
+        // tin now reads what the committed pivot wrote: tin -> pivot -> tout, tout first.
+        one(&mut tin, "SELECT count(*) FROM a");
+        let err = tin.execute("COMMIT").unwrap_err();
+        assert_eq!(err.code, SqlState::SerializationFailure);
     }
 
     #[test]

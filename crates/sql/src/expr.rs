@@ -137,6 +137,17 @@ pub enum Func {
     JustifyDays,
     /// `justify_interval(interval)`.
     JustifyInterval,
+    /// The date/time constructors and conversions of [`crate::types::dtfunc`] (`make_date`,
+    /// `date_bin`, `to_date`, `AT TIME ZONE`, `OVERLAPS`, time arithmetic, ...).
+    DateTime(crate::types::dtfunc::DtFunc),
+    /// `current_setting(name [, missing_ok])` (text).
+    CurrentSetting,
+    /// `set_config(name, value, is_local)` (text): changes a session setting.
+    SetConfig,
+    /// `pg_backend_pid()` (integer): the session's number.
+    BackendPid,
+    /// `inet`/`cidr` containment: `<<`, `>>` (boolean).
+    Inet(crate::types::inet::InetOp),
     /// `exp(x)`.
     Exp,
     /// `ln(x)`.
@@ -317,6 +328,80 @@ pub enum Func {
     GetByte,
     /// `set_byte(bytea, n, v)`.
     SetByte,
+    // ---- implemented in crate::funcs ----
+    /// `&` on integers.
+    BitAnd,
+    /// `|` on integers.
+    BitOr,
+    /// `#` on integers.
+    BitXor,
+    /// `~` on integers.
+    BitNot,
+    /// `<<` on integers.
+    ShiftLeft,
+    /// `>>` on integers.
+    ShiftRight,
+    /// `log(base, x)` on numerics (also `log(numeric)` as `log(10, x)` via `Log10`).
+    LogBase,
+    /// `random()`.
+    Random,
+    /// `setseed(x)` (returns void, shown as an empty string).
+    SetSeed,
+    /// `gen_random_uuid()`.
+    GenRandomUuid,
+    /// `format(fmt, args...)`.
+    Format,
+    /// `quote_ident(text)`.
+    QuoteIdent,
+    /// `quote_literal(x)`.
+    QuoteLiteral,
+    /// `quote_nullable(x)`.
+    QuoteNullable,
+    /// `md5(text | bytea)`.
+    Md5,
+    /// `sha256(bytea)`.
+    Sha256,
+    /// `overlay(s placing r from n [for len])`.
+    Overlay,
+    /// `convert_to(text, encoding)`.
+    ConvertTo,
+    /// `convert_from(bytea, encoding)`.
+    ConvertFrom,
+    /// `pg_column_size(x)`.
+    PgColumnSize,
+    /// `bytea || bytea`.
+    ByteaConcat,
+    /// `substring(bytea from n [for len])`.
+    ByteaSubstr,
+    /// `arr[lo:hi]`.
+    ArraySlice,
+    /// `array_fill(value, dims [, lbounds])`.
+    ArrayFill,
+    /// `arr[i] := v` in UPDATE (`array_set`).
+    ArraySetElem,
+    /// A row constructor `(a, b)` / `ROW(a, b)` used as a value: its `record_out` text.
+    RowValue,
+    /// `row_to_json(row)` / `to_json(row)` / `to_jsonb(row)`: the first argument is the array of
+    /// key names, the others the row's fields (json or jsonb by the result type).
+    RowToJson,
+    /// `jsonb @? jsonpath` / `jsonb_path_exists`.
+    JsonPathExists,
+    /// `jsonb @@ jsonpath` / `jsonb_path_match`.
+    JsonPathMatch,
+    /// `jsonb_path_query_array(jsonb, jsonpath)`.
+    JsonPathQueryArray,
+    /// `jsonb_path_query_first(jsonb, jsonpath)`.
+    JsonPathQueryFirst,
+    /// `array_to_json(anyarray)`.
+    ArrayToJson,
+    /// `trim_array(anyarray, n)`.
+    TrimArray,
+    /// `sha224(bytea)`.
+    Sha224,
+    /// `sha384(bytea)`.
+    Sha384,
+    /// `sha512(bytea)`.
+    Sha512,
 }
 
 /// A typed expression.
@@ -389,6 +474,17 @@ pub trait SequenceSource: Send + Sync + std::fmt::Debug {
     fn setval(&self, name: &str, value: i64, is_called: bool) -> Result<i64, PgError>;
 }
 
+/// Session settings (GUCs) as `current_setting` / `set_config` see them during a statement.
+pub trait SettingsSource: Send + Sync + std::fmt::Debug {
+    /// The value of setting `name` (any case) as SHOW prints it. Errors: 42704 unknown setting.
+    fn get(&self, name: &str) -> Result<String, PgError>;
+    /// Set `name` to `value` (until the end of the transaction when `is_local`) and return the
+    /// value as SHOW would print it. Errors: 42704 unknown setting, 22023 bad value.
+    fn set(&self, name: &str, value: &str, is_local: bool) -> Result<String, PgError>;
+    /// The session's process number (`pg_backend_pid()`), stable for the session's life.
+    fn backend_pid(&self) -> i32;
+}
+
 /// What evaluation needs besides the row: the session time zone and the sequence source.
 #[derive(Clone, Debug, Default)]
 pub struct EvalContext {
@@ -396,6 +492,10 @@ pub struct EvalContext {
     pub tz: TimeZone,
     /// Where `nextval`/`currval`/`setval` go (`None`: they fail with 0A000).
     pub seqs: Option<std::sync::Arc<dyn SequenceSource>>,
+    /// The session's random generator (`random()`, `setseed()`, `gen_random_uuid()`).
+    pub rng: std::sync::Arc<crate::funcs::SessionRng>,
+    /// Where `current_setting`/`set_config` go (`None`: they fail with 0A000).
+    pub settings: Option<std::sync::Arc<dyn SettingsSource>>,
 }
 
 fn err(code: SqlState, msg: impl Into<String>) -> PgError {
@@ -989,6 +1089,9 @@ fn call(
     ty: &DataType,
     cx: &EvalContext,
 ) -> Result<Value, PgError> {
+    if let Some(v) = crate::funcs::call(f, &args, types, ty, cx)? {
+        return Ok(v);
+    }
     if f == Func::ConcatWs {
         let Some(Value::Text(sep)) = args.first() else {
             return Ok(Value::Null);
@@ -1080,6 +1183,16 @@ fn call(
     if let Some(v) = call_json(f, &args, types, ty, cx)? {
         return Ok(v);
     }
+    if let Func::DateTime(g) = f {
+        return crate::types::dtfunc::call(g, &args, &cx.tz);
+    }
+    if let (Func::Inet(op), [a, b]) = (f, args.as_slice()) {
+        let cidr = |i: usize| types.get(i) == Some(&DataType::Cidr);
+        return crate::types::inet::call(op, a, cidr(0), b, cidr(1));
+    }
+    if let Some(v) = call_settings(f, &args, cx)? {
+        return Ok(v);
+    }
     if f == Func::PgTypeof {
         return Ok(Value::Text(
             types
@@ -1124,7 +1237,7 @@ fn call(
             let end = match args.get(2).and_then(int_arg) {
                 Some(n) if n < 0 => {
                     return Err(err(
-                        SqlState::InvalidParameterValue,
+                        SqlState::SubstringError,
                         "negative substring length not allowed",
                     ))
                 }
@@ -1597,7 +1710,12 @@ fn call(
         | Func::Encode
         | Func::Decode
         | Func::GetByte
-        | Func::SetByte => Value::Null,
+        | Func::SetByte
+        | Func::DateTime(_)
+        | Func::CurrentSetting
+        | Func::SetConfig
+        | Func::BackendPid
+        | Func::Inet(_) => Value::Null,
         Func::ToChar => {
             use crate::types::to_char;
             let fmt = args.get(1).and_then(text_arg).unwrap_or("");
@@ -1633,6 +1751,43 @@ fn call(
                 },
             }
         }
+        // Evaluated by crate::funcs::call (NULL arguments of strict functions end here).
+        Func::BitAnd
+        | Func::BitOr
+        | Func::BitXor
+        | Func::BitNot
+        | Func::ShiftLeft
+        | Func::ShiftRight
+        | Func::LogBase
+        | Func::Random
+        | Func::SetSeed
+        | Func::GenRandomUuid
+        | Func::Format
+        | Func::QuoteIdent
+        | Func::QuoteLiteral
+        | Func::QuoteNullable
+        | Func::Md5
+        | Func::Sha256
+        | Func::Overlay
+        | Func::ConvertTo
+        | Func::ConvertFrom
+        | Func::PgColumnSize
+        | Func::ByteaConcat
+        | Func::ByteaSubstr
+        | Func::ArraySlice
+        | Func::ArrayFill
+        | Func::ArraySetElem
+        | Func::RowValue
+        | Func::RowToJson
+        | Func::JsonPathExists
+        | Func::JsonPathMatch
+        | Func::JsonPathQueryArray
+        | Func::JsonPathQueryFirst
+        | Func::ArrayToJson
+        | Func::TrimArray
+        | Func::Sha224
+        | Func::Sha384
+        | Func::Sha512 => Value::Null,
     })
 }
 
@@ -2235,6 +2390,53 @@ fn call_misc(
         _ => {
             let _ = cx;
             return Ok(None);
+        }
+    }))
+}
+
+/// `current_setting`, `set_config` and `pg_backend_pid`; `None` for other functions.
+fn call_settings(f: Func, args: &[Value], cx: &EvalContext) -> Result<Option<Value>, PgError> {
+    if !matches!(f, Func::CurrentSetting | Func::SetConfig | Func::BackendPid) {
+        return Ok(None);
+    }
+    let text = |i: usize| match args.get(i) {
+        Some(Value::Text(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    let no_source = || {
+        err(
+            SqlState::FeatureNotSupported,
+            "session settings are not available here",
+        )
+    };
+    Ok(Some(match f {
+        Func::BackendPid => Value::Int4(cx.settings.as_ref().map_or(0, |s| s.backend_pid())),
+        Func::CurrentSetting => {
+            let Some(name) = text(0) else {
+                return Ok(Some(Value::Null));
+            };
+            let missing_ok = matches!(args.get(1), Some(Value::Bool(true)));
+            let r = match &cx.settings {
+                Some(s) => s.get(name),
+                None => Err(no_source()),
+            };
+            match r {
+                Ok(v) => Value::Text(v),
+                Err(e) if missing_ok && e.code == SqlState::UndefinedObject => Value::Null,
+                Err(e) => return Err(e),
+            }
+        }
+        _ => {
+            let Some(name) = text(0) else {
+                return Err(err(
+                    SqlState::NullValueNotAllowed,
+                    "SET requires parameter name",
+                ));
+            };
+            let is_local = matches!(args.get(2), Some(Value::Bool(true)));
+            let src = cx.settings.as_ref().ok_or_else(no_source)?;
+            // set_config(name, NULL, ...) sets the empty string, as PostgreSQL.
+            Value::Text(src.set(name, text(1).unwrap_or(""), is_local)?)
         }
     }))
 }

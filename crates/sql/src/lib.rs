@@ -16,7 +16,9 @@ pub mod catalog;
 pub mod engine;
 mod exec;
 pub mod expr;
+pub mod funcs;
 pub mod parser;
+pub mod plan;
 pub mod types;
 
 pub use engine::{Engine, QueryResult, Session};

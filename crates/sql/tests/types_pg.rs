@@ -29,7 +29,7 @@ fn ty(name: &str) -> DataType {
 
 fn show(r: Result<Value, PgError>, t: &DataType) -> String {
     match r {
-        Ok(v) => v.to_text_opt(t, &TimeZone::Utc).unwrap_or_default(),
+        Ok(v) => v.to_text_opt(t, &TimeZone::utc()).unwrap_or_default(),
         Err(e) => format!("E{}:{}", e.code.code(), e.message),
     }
 }
@@ -54,8 +54,8 @@ fn text_io_matches_pg15() {
             DataType::Char(_) => DataType::Text,
             other => other.without_typmod(),
         };
-        let r = parse_text(&base, input, &TimeZone::Utc)
-            .and_then(|v| cast_value(v, &base, &t, CastContext::Explicit, &TimeZone::Utc));
+        let r = parse_text(&base, input, &TimeZone::utc())
+            .and_then(|v| cast_value(v, &base, &t, CastContext::Explicit, &TimeZone::utc()));
         let got = show(r, &t);
         if got != *want {
             bad.push(format!(
@@ -76,8 +76,8 @@ fn explicit_casts_match_pg15() {
     let mut bad = Vec::new();
     for (input, from, to, want) in CASTS {
         let (f, t) = (ty(from), ty(to));
-        let r = parse_text(&f, input, &TimeZone::Utc)
-            .and_then(|v| cast_value(v, &f, &t, CastContext::Explicit, &TimeZone::Utc));
+        let r = parse_text(&f, input, &TimeZone::utc())
+            .and_then(|v| cast_value(v, &f, &t, CastContext::Explicit, &TimeZone::utc()));
         let got = show(r, &t);
         if got != *want {
             bad.push(format!(
@@ -98,7 +98,7 @@ fn num(s: &str) -> Numeric {
 }
 
 fn ts(s: &str) -> i64 {
-    datetime::parse_timestamp(s, false, &TimeZone::Utc).expect("timestamp literal")
+    datetime::parse_timestamp(s, false, &TimeZone::utc()).expect("timestamp literal")
 }
 
 fn iv(s: &str) -> Interval {
@@ -107,7 +107,7 @@ fn iv(s: &str) -> Interval {
 
 fn run_op(kind: &str, a: &str, b: &str) -> Result<String, PgError> {
     use datetime::*;
-    let utc = TimeZone::Utc;
+    let utc = TimeZone::utc();
     let n2s =
         |r: Result<Option<Numeric>, PgError>| r.map(|n| n.map(|n| n.to_text()).unwrap_or_default());
     Ok(match kind {
@@ -240,7 +240,7 @@ fn binary_send_matches_pg15_and_roundtrips() {
     let mut bad = Vec::new();
     for (tname, input, want) in BINARY {
         let t = ty(tname);
-        let v = parse_text(&t, input, &TimeZone::Utc).expect("input");
+        let v = parse_text(&t, input, &TimeZone::utc()).expect("input");
         let b = to_binary(&v, &t);
         let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
         let got = format!("\\x{hex}");
@@ -316,8 +316,8 @@ fn input_functions_never_panic() {
     for t in types {
         let t = ty(t);
         for s in &inputs {
-            if let Ok(v) = parse_text(&t, s, &TimeZone::Fixed(-5 * 3600)) {
-                let _ = v.to_text(&t, &TimeZone::Fixed(19800));
+            if let Ok(v) = parse_text(&t, s, &TimeZone::fixed(-5 * 3600)) {
+                let _ = v.to_text(&t, &TimeZone::fixed(19800));
             }
         }
     }

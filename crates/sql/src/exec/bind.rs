@@ -25,6 +25,7 @@ fn is_datetime(t: &DataType) -> bool {
             | DataType::Timestamptz
             | DataType::Interval
             | DataType::Time
+            | DataType::Timetz
     )
 }
 
@@ -352,6 +353,9 @@ impl<'a> Exec<'a> {
                 ));
             }
         }
+        if let Some(x) = self.bind_ext_expr(e, cx)? {
+            return Ok(x);
+        }
         match e {
             A::Identifier(_) | A::CompoundIdentifier(_) => {
                 let parts: Vec<String> = match e {
@@ -365,6 +369,14 @@ impl<'a> Exec<'a> {
                 }
             }
             A::Value(v) => self.literal(&v.value),
+            A::TypedString(ts) if split_precision(&ts.data_type).is_some() => {
+                let s = ts.value.value.clone().into_string().unwrap_or_default();
+                let (base, p) = split_precision(&ts.data_type).unwrap_or((ts.data_type.clone(), 6));
+                let ty = parse_type(&base)?;
+                let v = Expr::Const(Value::Text(s), DataType::Unknown);
+                let inner = explicit_cast(v, ty.clone(), &self.cx.tz)?;
+                Ok(round_precision(inner, p, ty))
+            }
             A::TypedString(ts) => {
                 let s = ts.value.value.clone().into_string().unwrap_or_default();
                 let ty = parse_type(&ts.data_type)?;
@@ -377,12 +389,35 @@ impl<'a> Exec<'a> {
             A::Cast {
                 expr, data_type, ..
             } => {
+                if let Some((base, p)) = split_precision(data_type) {
+                    // `x::timestamp(p)`: the cast, then PostgreSQL's typmod rounding.
+                    let ty = parse_type(&base)?;
+                    let inner = explicit_cast(self.bind(expr, cx)?, ty.clone(), &self.cx.tz)?;
+                    return Ok(round_precision(inner, p, ty));
+                }
+                let tname = data_type.to_string().to_ascii_lowercase();
+                if tname == "regclass" || tname == "pg_catalog.regclass" {
+                    return self.regclass(expr, cx);
+                }
                 let ty = parse_type(data_type)?;
                 let inner = self.bind(expr, cx)?;
                 explicit_cast(inner, ty, &self.cx.tz)
             }
             A::Nested(x) => self.bind(x, cx),
             A::UnaryOp { op, expr } => self.unary(*op, expr, cx),
+            A::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Overlaps,
+                right,
+            } => self.bind_overlaps(left, right, cx),
+            A::AtTimeZone {
+                timestamp,
+                time_zone,
+            } => {
+                let x = self.bind(timestamp, cx)?;
+                let z = self.bind(time_zone, cx)?;
+                self.at_time_zone(z, x)
+            }
             A::BinaryOp { left, op, right } => {
                 let bop = match op {
                     ast::BinaryOperator::And | ast::BinaryOperator::Or => {
@@ -1196,6 +1231,14 @@ impl<'a> Exec<'a> {
                 _ => Err(no_op("||", &ta, &tb)),
             };
         }
+        let (a, b) = if op == BinOp::Concat {
+            match self.bytea_concat(a, b)? {
+                Ok(e) => return Ok(e),
+                Err(ab) => ab,
+            }
+        } else {
+            (a, b)
+        };
         if op == BinOp::Concat {
             let texty = |t: &DataType| t.is_string() || *t == DataType::Unknown;
             if !texty(&ta) && !texty(&tb) {
@@ -1266,6 +1309,11 @@ impl<'a> Exec<'a> {
                     coerce(a, &T::Float8, CastContext::Implicit)?,
                     T::Interval,
                 ),
+                (T::Time | T::Timetz, T::Interval, BinOp::Add | BinOp::Sub)
+                | (T::Interval, T::Time | T::Timetz, BinOp::Add)
+                | (T::Time, T::Time, BinOp::Sub)
+                | (T::Date, T::Time | T::Timetz, BinOp::Add)
+                | (T::Time | T::Timetz, T::Date, BinOp::Add) => self.time_arith(op, a, b)?,
                 _ => return Err(no_op(op.symbol(), &ta, &tb)),
             });
         }
@@ -1345,6 +1393,13 @@ impl<'a> Exec<'a> {
                 Value::Time(local.rem_euclid(86_400_000_000)),
                 DataType::Time,
             ),
+            "current_time" => Expr::Const(
+                Value::Timetz(
+                    local.rem_euclid(86_400_000_000),
+                    self.cx.tz.offset_at_utc(now),
+                ),
+                DataType::Timetz,
+            ),
             _ => return None,
         })
     }
@@ -1392,7 +1447,15 @@ impl<'a> Exec<'a> {
             }
         }
         let name = func_name(f);
+        let (args, ext_ty) = match af {
+            AggFn::Ext(e) => {
+                let (a, t) = self.bind_ext_agg_args(f, e, args, &inner)?;
+                (a, Some(t))
+            }
+            _ => (args, None),
+        };
         let arity_ok = match af {
+            AggFn::Ext(_) => true,
             AggFn::Count => star || args.len() == 1,
             AggFn::StringAgg => args.len() == 2,
             _ => args.len() == 1,
@@ -1444,6 +1507,7 @@ impl<'a> Exec<'a> {
             AggFn::StringAgg => (af, DataType::Text),
             AggFn::ArrayAgg => (af, DataType::Array(Box::new(out_type(&at)))),
             AggFn::CountStar => (af, DataType::Int8),
+            AggFn::Ext(_) => (af, ext_ty.clone().unwrap_or(DataType::Unknown)),
         };
         let args = match af {
             AggFn::StringAgg => args
@@ -1491,6 +1555,9 @@ impl<'a> Exec<'a> {
 
     fn function(&self, f: &ast::Function, cx: &Cx<'_>) -> Result<Expr, PgError> {
         let name = func_name(f);
+        if name == "make_interval" && f.over.is_none() {
+            return self.bind_make_interval(f, cx);
+        }
         if f.over.is_some() {
             return Err(unsupported("window functions"));
         }
@@ -1524,6 +1591,10 @@ impl<'a> Exec<'a> {
             }
             FunctionArguments::Subquery(_) => return Err(unsupported("function over a subquery")),
         }
+        let args = match self.bind_ext_function(&name, args)? {
+            Ok(e) => return Ok(e),
+            Err(args) => args,
+        };
         let n = args.len();
         let one = |args: Vec<Expr>| args.into_iter().next();
         match (name.as_str(), n) {
@@ -1595,7 +1666,12 @@ impl<'a> Exec<'a> {
                 } else {
                     Func::Length
                 };
-                let x = text_arg(x, &name)?;
+                // octet_length(character(n)) counts the padding (bpcharoctetlen).
+                let x = if name == "octet_length" && matches!(x.data_type(), DataType::Char(_)) {
+                    x
+                } else {
+                    text_arg(x, &name)?
+                };
                 Ok(Expr::Func(func, vec![x], DataType::Int4))
             }
             ("substr" | "substring", 2 | 3) => {
@@ -1721,6 +1797,12 @@ impl<'a> Exec<'a> {
                 };
                 Ok(Expr::Func(func, vec![fld, x], t))
             }
+            (
+                "make_date" | "make_time" | "make_timestamp" | "make_timestamptz" | "date_bin"
+                | "to_date" | "to_timestamp" | "to_number" | "timezone" | "set_config"
+                | "current_setting" | "pg_backend_pid" | "inet_server_port",
+                _,
+            ) => self.datetime_function(&name, args),
             ("age", 2) => {
                 let mut it = args.into_iter();
                 let (Some(a), Some(b)) = (it.next(), it.next()) else {
@@ -2215,4 +2297,388 @@ impl<'a> Exec<'a> {
 
 fn e_key(f: &ast::Function) -> String {
     f.to_string()
+}
+
+/// `time(p)`, `timetz(p)`, `timestamp(p)`, `timestamptz(p)` with `p` < 6: the type without the
+/// precision and the precision (PostgreSQL treats `p` > 6 as 6, so those need no rounding).
+fn split_precision(dt: &ast::DataType) -> Option<(ast::DataType, u32)> {
+    match dt {
+        ast::DataType::Time(Some(p), tz) if *p < 6 => {
+            Some((ast::DataType::Time(None, *tz), *p as u32))
+        }
+        ast::DataType::Timestamp(Some(p), tz) if *p < 6 => {
+            Some((ast::DataType::Timestamp(None, *tz), *p as u32))
+        }
+        _ => None,
+    }
+}
+
+/// Round a time or timestamp expression of type `ty` to `p` fractional digits.
+fn round_precision(e: Expr, p: u32, ty: DataType) -> Expr {
+    Expr::Func(
+        Func::DateTime(crate::types::dtfunc::DtFunc::RoundPrecision),
+        vec![e, Expr::Const(Value::Int4(p as i32), DataType::Int4)],
+        ty,
+    )
+}
+
+/// Binding of the date/time functions and operators of [`crate::types::dtfunc`] and of the
+/// settings functions.
+impl Exec<'_> {
+    /// `time`/`timetz` arithmetic and `date + time`: the operand types are already checked.
+    fn time_arith(&self, op: BinOp, a: Expr, b: Expr) -> Result<Expr, PgError> {
+        use crate::types::dtfunc::DtFunc as D;
+        use DataType as T;
+        let f = |g: D, args: Vec<Expr>, t: T| Expr::Func(Func::DateTime(g), args, t);
+        let neg = |e: Expr| Expr::Neg(Box::new(e), T::Interval);
+        Ok(match (a.data_type(), b.data_type(), op) {
+            (T::Time, T::Interval, BinOp::Add) => f(D::TimePlusInterval, vec![a, b], T::Time),
+            (T::Time, T::Interval, _) => f(D::TimePlusInterval, vec![a, neg(b)], T::Time),
+            (T::Interval, T::Time, _) => f(D::TimePlusInterval, vec![b, a], T::Time),
+            (T::Timetz, T::Interval, BinOp::Add) => f(D::TimetzPlusInterval, vec![a, b], T::Timetz),
+            (T::Timetz, T::Interval, _) => f(D::TimetzPlusInterval, vec![a, neg(b)], T::Timetz),
+            (T::Interval, T::Timetz, _) => f(D::TimetzPlusInterval, vec![b, a], T::Timetz),
+            (T::Time, T::Time, _) => f(D::TimeMinusTime, vec![a, b], T::Interval),
+            (T::Date, T::Time, _) => f(D::DatePlusTime, vec![a, b], T::Timestamp),
+            (T::Time, T::Date, _) => f(D::DatePlusTime, vec![b, a], T::Timestamp),
+            (T::Date, T::Timetz, _) => f(D::DatePlusTimetz, vec![a, b], T::Timestamptz),
+            (T::Timetz, T::Date, _) => f(D::DatePlusTimetz, vec![b, a], T::Timestamptz),
+            (ta, tb, _) => return Err(no_op(op.symbol(), &ta, &tb)),
+        })
+    }
+
+    /// `inet`/`cidr` `<<` (is contained by) and `>>` (contains); an unknown literal is read as
+    /// `inet`.
+    pub(super) fn inet_op(
+        &self,
+        op: &ast::BinaryOperator,
+        a: Expr,
+        b: Expr,
+    ) -> Result<Expr, PgError> {
+        use crate::types::inet::InetOp;
+        let sym = op.to_string();
+        let side = |e: Expr| -> Result<Expr, PgError> {
+            match e.data_type() {
+                DataType::Inet | DataType::Cidr => Ok(e),
+                DataType::Unknown => coerce(e, &DataType::Inet, CastContext::Implicit),
+                t => Err(no_op(&sym, &t, &DataType::Inet)),
+            }
+        };
+        let (a, b) = (side(a)?, side(b)?);
+        let f = match op {
+            ast::BinaryOperator::PGBitwiseShiftLeft => InetOp::ContainedBy,
+            ast::BinaryOperator::PGBitwiseShiftRight => InetOp::Contains,
+            _ => return Err(no_op(&sym, &a.data_type(), &b.data_type())),
+        };
+        Ok(Expr::Func(Func::Inet(f), vec![a, b], DataType::Bool))
+    }
+
+    /// `x AT TIME ZONE zone` / `timezone(zone, x)`: timestamp → timestamptz, timestamptz →
+    /// timestamp, timetz → timetz; the zone is text or an interval.
+    fn at_time_zone(&self, zone: Expr, x: Expr) -> Result<Expr, PgError> {
+        use DataType as T;
+        let zone = match zone.data_type() {
+            T::Interval => zone,
+            _ => text_arg(zone, "timezone")?,
+        };
+        let x = match x.data_type() {
+            T::Timestamp | T::Timestamptz | T::Timetz => x,
+            T::Unknown | T::Date => coerce(x, &T::Timestamptz, CastContext::Implicit)?,
+            T::Time => coerce(x, &T::Timetz, CastContext::Implicit)?,
+            _ => return Err(no_func("timezone", &[zone, x])),
+        };
+        let ty = match x.data_type() {
+            T::Timestamp => T::Timestamptz,
+            T::Timestamptz => T::Timestamp,
+            t => t,
+        };
+        Ok(Expr::Func(
+            Func::DateTime(crate::types::dtfunc::DtFunc::AtTimeZone),
+            vec![zone, x],
+            ty,
+        ))
+    }
+
+    /// `(s1, e1) OVERLAPS (s2, e2)`: an end may be an interval (added to its start).
+    fn bind_overlaps(&self, left: &A, right: &A, cx: &Cx<'_>) -> Result<Expr, PgError> {
+        let pair = |e: &A| -> Result<(Expr, Expr), PgError> {
+            match e {
+                A::Tuple(items) if items.len() == 2 => {
+                    let s = self.bind(&items[0], cx)?;
+                    let e = self.bind(&items[1], cx)?;
+                    let e = if e.data_type() == DataType::Interval {
+                        self.binary_expr(BinOp::Add, s.clone(), e)?
+                    } else {
+                        e
+                    };
+                    Ok((s, e))
+                }
+                _ => Err(err(
+                    SqlState::SyntaxError,
+                    "wrong number of parameters on left side of OVERLAPS expression",
+                )),
+            }
+        };
+        let (s1, e1) = pair(left)?;
+        let (s2, e2) = pair(right)?;
+        let mut args = vec![s1, e1, s2, e2];
+        let types: Vec<DataType> = args.iter().map(Expr::data_type).collect();
+        let t = common_type(&types)?;
+        let t = match t {
+            DataType::Unknown => DataType::Timestamptz,
+            DataType::Date
+            | DataType::Time
+            | DataType::Timetz
+            | DataType::Timestamp
+            | DataType::Timestamptz => t,
+            _ => return Err(no_func("overlaps", &args)),
+        };
+        args = args
+            .into_iter()
+            .map(|a| coerce(a, &t, CastContext::Implicit))
+            .collect::<Result<_, _>>()?;
+        Ok(Expr::Func(
+            Func::DateTime(crate::types::dtfunc::DtFunc::Overlaps),
+            args,
+            DataType::Bool,
+        ))
+    }
+
+    /// `make_interval(years, months, weeks, days, hours, mins, secs)` with positional or named
+    /// (`days => 10`) arguments, all defaulting to 0.
+    fn bind_make_interval(&self, f: &ast::Function, cx: &Cx<'_>) -> Result<Expr, PgError> {
+        const NAMES: [&str; 7] = ["years", "months", "weeks", "days", "hours", "mins", "secs"];
+        let mut slots: Vec<Option<Expr>> = vec![None; 7];
+        let list = match &f.args {
+            FunctionArguments::List(l) => l.args.as_slice(),
+            FunctionArguments::None => &[],
+            FunctionArguments::Subquery(_) => return Err(unsupported("function over a subquery")),
+        };
+        let mut pos = 0;
+        for a in list {
+            let (slot, x) = match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => {
+                    pos += 1;
+                    (pos - 1, x)
+                }
+                FunctionArg::Named {
+                    name,
+                    arg: FunctionArgExpr::Expr(x),
+                    ..
+                } => {
+                    let n = normalize_ident(name);
+                    let i = NAMES.iter().position(|k| *k == n).ok_or_else(|| {
+                        err(
+                            SqlState::UndefinedFunction,
+                            format!("function make_interval({n} => ...) does not exist"),
+                        )
+                    })?;
+                    (i, x)
+                }
+                FunctionArg::ExprNamed {
+                    name: A::Identifier(name),
+                    arg: FunctionArgExpr::Expr(x),
+                    ..
+                } => {
+                    let n = normalize_ident(name);
+                    let i = NAMES.iter().position(|k| *k == n).ok_or_else(|| {
+                        err(
+                            SqlState::UndefinedFunction,
+                            format!("function make_interval({n} => ...) does not exist"),
+                        )
+                    })?;
+                    (i, x)
+                }
+                _ => return Err(unsupported("this function argument")),
+            };
+            if slot >= 7 {
+                return Err(err(
+                    SqlState::UndefinedFunction,
+                    "function make_interval with more than 7 arguments does not exist",
+                ));
+            }
+            slots[slot] = Some(self.bind(x, cx)?);
+        }
+        let mut args = Vec::with_capacity(7);
+        for (i, s) in slots.into_iter().enumerate() {
+            let ty = if i == 6 {
+                DataType::Float8
+            } else {
+                DataType::Int4
+            };
+            let e = s.unwrap_or(Expr::Const(Value::Int4(0), DataType::Int4));
+            args.push(
+                coerce(e, &ty, CastContext::Implicit).map_err(|_| no_func("make_interval", &[]))?,
+            );
+        }
+        Ok(Expr::Func(
+            Func::DateTime(crate::types::dtfunc::DtFunc::MakeInterval),
+            args,
+            DataType::Interval,
+        ))
+    }
+
+    /// The date/time constructors and conversions and the settings functions by name.
+    fn datetime_function(&self, name: &str, args: Vec<Expr>) -> Result<Expr, PgError> {
+        use crate::types::dtfunc::DtFunc as D;
+        use DataType as T;
+        let n = args.len();
+        let typed = |args: Vec<Expr>, tys: &[T]| -> Result<Vec<Expr>, PgError> {
+            let all = args.clone();
+            args.into_iter()
+                .zip(tys)
+                .map(|(a, t)| {
+                    let r = if t.is_string() {
+                        text_arg(a, name)
+                    } else {
+                        coerce(a, t, CastContext::Implicit)
+                    };
+                    r.map_err(|_| no_func(name, &all))
+                })
+                .collect()
+        };
+        let dt = |g: D, args: Vec<Expr>, ty: T| Ok(Expr::Func(Func::DateTime(g), args, ty));
+        let i = T::Int4;
+        let fl = T::Float8;
+        match (name, n) {
+            ("make_date", 3) => dt(
+                D::MakeDate,
+                typed(args, &[i.clone(), i.clone(), i])?,
+                T::Date,
+            ),
+            ("make_time", 3) => dt(D::MakeTime, typed(args, &[i.clone(), i, fl])?, T::Time),
+            ("make_timestamp", 6) => dt(
+                D::MakeTimestamp,
+                typed(args, &[i.clone(), i.clone(), i.clone(), i.clone(), i, fl])?,
+                T::Timestamp,
+            ),
+            ("make_timestamptz", 6 | 7) => dt(
+                D::MakeTimestamptz,
+                typed(
+                    args,
+                    &[i.clone(), i.clone(), i.clone(), i.clone(), i, fl, T::Text],
+                )?,
+                T::Timestamptz,
+            ),
+            ("date_bin", 3) => {
+                let mut it = args.into_iter();
+                let (Some(stride), Some(src), Some(origin)) = (it.next(), it.next(), it.next())
+                else {
+                    return Err(no_func(name, &[]));
+                };
+                let ty = match (src.data_type(), origin.data_type()) {
+                    (T::Timestamp, T::Timestamp | T::Unknown)
+                    | (T::Unknown | T::Date, T::Timestamp) => T::Timestamp,
+                    (T::Timestamptz, _) | (_, T::Timestamptz) | (T::Unknown, T::Unknown) => {
+                        T::Timestamptz
+                    }
+                    (T::Timestamp, T::Date) | (T::Date, T::Date) => T::Timestamp,
+                    _ => return Err(no_func(name, &[stride, src, origin])),
+                };
+                dt(
+                    D::DateBin,
+                    typed(
+                        vec![stride, src, origin],
+                        &[T::Interval, ty.clone(), ty.clone()],
+                    )?,
+                    ty,
+                )
+            }
+            ("to_date", 2) => dt(D::ToDate, typed(args, &[T::Text, T::Text])?, T::Date),
+            ("to_timestamp", 2) => dt(
+                D::ToTimestamp,
+                typed(args, &[T::Text, T::Text])?,
+                T::Timestamptz,
+            ),
+            ("to_timestamp", 1) => dt(D::ToTimestampEpoch, typed(args, &[fl])?, T::Timestamptz),
+            ("to_number", 2) => dt(
+                D::ToNumber,
+                typed(args, &[T::Text, T::Text])?,
+                T::Numeric(None),
+            ),
+            ("timezone", 2) => {
+                let mut it = args.into_iter();
+                let (Some(z), Some(x)) = (it.next(), it.next()) else {
+                    return Err(no_func(name, &[]));
+                };
+                self.at_time_zone(z, x)
+            }
+            ("current_setting", 1) => Ok(Expr::Func(
+                Func::CurrentSetting,
+                typed(args, &[T::Text])?,
+                T::Text,
+            )),
+            ("current_setting", 2) => Ok(Expr::Func(
+                Func::CurrentSetting,
+                typed(args, &[T::Text, T::Bool])?,
+                T::Text,
+            )),
+            ("set_config", 3) => Ok(Expr::Func(
+                Func::SetConfig,
+                typed(args, &[T::Text, T::Text, T::Bool])?,
+                T::Text,
+            )),
+            ("pg_backend_pid", 0) => Ok(Expr::Func(Func::BackendPid, args, T::Int4)),
+            // No TCP port in the standalone engine: NULL, as PostgreSQL over a Unix socket.
+            ("inet_server_port", 0) => Ok(Expr::Const(Value::Null, T::Int4)),
+            _ => Err(no_func(name, &args)),
+        }
+    }
+}
+
+impl Exec<'_> {
+    /// `'name'::regclass`: the relation named by a constant (PostgreSQL's identifier rules:
+    /// unquoted parts fold to lower case, `schema.name` allowed), as its regclass text (the name,
+    /// qualified when not first on the search path). pgxc has no OIDs: a regclass is compared by
+    /// that name (`pg_constraint.conrelid` holds the same text). Errors: 42P01 unknown relation,
+    /// 0A000 for a non-constant operand.
+    fn regclass(&self, expr: &A, cx: &Cx) -> Result<Expr, PgError> {
+        let bound = self.bind(expr, cx)?;
+        let Expr::Const(v, _) = &bound else {
+            return Err(err(
+                SqlState::FeatureNotSupported,
+                "regclass of a non-constant expression is not supported",
+            ));
+        };
+        let raw = match v {
+            Value::Null => return Ok(Expr::Const(Value::Null, DataType::Text)),
+            Value::Text(s) => s.clone(),
+            other => {
+                return Err(err(
+                    SqlState::FeatureNotSupported,
+                    format!("cannot cast {other:?} to regclass"),
+                ))
+            }
+        };
+        let fold = |p: &str| {
+            let p = p.trim();
+            if p.len() >= 2 && p.starts_with('"') && p.ends_with('"') {
+                p[1..p.len() - 1].replace("\"\"", "\"")
+            } else {
+                p.to_ascii_lowercase()
+            }
+        };
+        let parts: Vec<String> = raw.split('.').map(fold).collect();
+        let (schema, name) = match parts.as_slice() {
+            [n] => (None, n.clone()),
+            [s, n] => (Some(s.clone()), n.clone()),
+            _ => {
+                return Err(err(
+                    SqlState::InvalidName,
+                    format!("improper relation name (too many dotted names): {raw}"),
+                ))
+            }
+        };
+        let Some(def) = self.lookup_table(schema.as_deref(), &name)? else {
+            return Err(err(
+                SqlState::UndefinedTable,
+                format!("relation \"{raw}\" does not exist"),
+            ));
+        };
+        let path = self.path_schemas()?;
+        Ok(Expr::Const(
+            Value::Text(super::query::regclass_name(&def.schema, &def.name, &path)),
+            DataType::Text,
+        ))
+    }
 }

@@ -66,6 +66,8 @@ enum AggFn {
     BoolOr,
     StringAgg,
     ArrayAgg,
+    /// The aggregates of `crate::funcs::agg` (statistics, bitwise, regression, ordered-set, json).
+    Ext(crate::funcs::agg::ExtAgg),
 }
 
 #[derive(Clone, Debug)]
@@ -117,7 +119,7 @@ fn agg_fn(name: &str) -> Option<AggFn> {
         "bool_or" => AggFn::BoolOr,
         "string_agg" => AggFn::StringAgg,
         "array_agg" => AggFn::ArrayAgg,
-        _ => return None,
+        _ => return crate::funcs::agg::ExtAgg::from_name(name).map(AggFn::Ext),
     })
 }
 
@@ -384,6 +386,42 @@ pub(crate) struct Exec<'a> {
     outer: RefCell<Vec<(Vec<ColInfo>, Vec<Value>)>>,
     /// The session's search_path, folded (`$user` included as written).
     search_path: Vec<String>,
+    /// The session state that `pg_cursors` and `pg_prepared_statements` show.
+    views: SessionViews,
+    /// `WHERE CURRENT OF c`: the cursor's name and, when it is positioned on a row of a base
+    /// table, that table's relation and the row's tid (see [`CursorPos`]).
+    current_of: Option<(String, CursorPos)>,
+    /// Sequences this statement created (the session drops them if the transaction rolls back).
+    pub(crate) created_seqs: RefCell<Vec<String>>,
+    /// While set, base-table scans append a hidden `ctid` column (a cursor's DECLARE records
+    /// the tids of its rows for `WHERE CURRENT OF`).
+    tid_scan: std::cell::Cell<bool>,
+    /// The statement's cancel flag (a CancelRequest or statement_timeout sets it): the streaming
+    /// executor checks it between batches and fails with 57014.
+    cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+}
+
+/// A cursor's base table and the tid of each of its rows (see [`Exec::cursor_query`]).
+pub(crate) type CursorTids = (u64, Vec<Tid>);
+
+/// Where a cursor is, for `UPDATE/DELETE ... WHERE CURRENT OF`.
+#[derive(Clone, Debug)]
+pub(crate) enum CursorPos {
+    /// On a row of base table `rel` whose version is `tid`.
+    Row(u64, Tid),
+    /// Not on a row (before the first, after the last, or the cursor is empty): 24000.
+    NotPositioned,
+    /// The cursor's query is not a simple scan of one table: 24000.
+    NotUpdatable,
+}
+
+/// Rows of the session-state views, computed by the session before a statement runs.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct SessionViews {
+    /// `pg_cursors`: name, statement, is_holdable, is_binary, is_scrollable.
+    pub(crate) cursors: Vec<(String, String, bool, bool, bool)>,
+    /// `pg_prepared_statements`: name, statement, parameter types.
+    pub(crate) prepared: Vec<(String, String, Vec<DataType>)>,
 }
 
 /// A row filter: bound once, or (correlated subqueries) bound per row with the row as the outer
@@ -392,6 +430,8 @@ enum Filter<'q> {
     None,
     Bound(Expr),
     PerRow(&'q A),
+    /// `WHERE CURRENT OF cursor`: only the cursor's current row.
+    CurrentOf,
 }
 
 /// Whether a binding error may come from a correlated subquery's outer reference.
@@ -416,8 +456,10 @@ impl<'a> Exec<'a> {
             eng,
             txn: RefCell::new(txn),
             cx: EvalContext {
-                tz,
+                tz: tz.with_now(now),
                 seqs: Some(seqs),
+                rng: Default::default(),
+                settings: None,
             },
             ctes: RefCell::new(Vec::new()),
             now,
@@ -425,7 +467,146 @@ impl<'a> Exec<'a> {
             deferred: RefCell::new(Vec::new()),
             outer: RefCell::new(Vec::new()),
             search_path: vec!["$user".into(), "public".into()],
+            views: SessionViews::default(),
+            current_of: None,
+            created_seqs: RefCell::new(Vec::new()),
+            tid_scan: std::cell::Cell::new(false),
+            cancel: None,
         }
+    }
+
+    /// Give the statement the session's cancel flag.
+    pub(crate) fn with_cancel(
+        mut self,
+        cancel: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    ) -> Exec<'a> {
+        self.cancel = Some(cancel);
+        self
+    }
+
+    /// 57014 if the statement was cancelled (checked by row-at-a-time loops of the interpreter).
+    pub(crate) fn check_cancel(&self) -> Result<(), PgError> {
+        match &self.cancel {
+            Some(c) if c.load(std::sync::atomic::Ordering::Relaxed) => Err(err(
+                SqlState::QueryCanceled,
+                "canceling statement due to user request",
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// Give `pg_cursors` / `pg_prepared_statements` the session's state.
+    pub(crate) fn with_views(mut self, views: SessionViews) -> Exec<'a> {
+        self.views = views;
+        self
+    }
+
+    /// The cursor position `WHERE CURRENT OF name` refers to.
+    pub(crate) fn with_current_of(mut self, cur: Option<(String, CursorPos)>) -> Exec<'a> {
+        self.current_of = cur;
+        self
+    }
+
+    /// Run a cursor's query, returning its result and, when the query is a simple scan of one
+    /// base table (PostgreSQL's "simply updatable" cursor), that table's relation and each
+    /// row's tid, for `WHERE CURRENT OF`.
+    pub(crate) fn cursor_query(
+        &self,
+        q: &ast::Query,
+    ) -> Result<(QueryResult, Option<CursorTids>), PgError> {
+        let simple = match q.body.as_ref() {
+            ast::SetExpr::Select(sel)
+                if q.with.is_none()
+                    && sel.from.len() == 1
+                    && sel.from[0].joins.is_empty()
+                    && sel.distinct.is_none()
+                    && sel.having.is_none()
+                    && matches!(&sel.group_by, ast::GroupByExpr::Expressions(v, _) if v.is_empty())
+                    && !sel.projection.iter().any(|p| match p {
+                        ast::SelectItem::UnnamedExpr(e)
+                        | ast::SelectItem::ExprWithAlias { expr: e, .. } => contains_agg(e),
+                        _ => false,
+                    }) =>
+            {
+                match &sel.from[0].relation {
+                    ast::TableFactor::Table {
+                        name,
+                        alias,
+                        args: None,
+                        ..
+                    } => match self.find_table_opt(name)? {
+                        Some((_, def)) if def.view.is_none() => Some((
+                            def.rel,
+                            alias
+                                .as_ref()
+                                .map(|a| normalize_ident(&a.name))
+                                .unwrap_or_else(|| def.name.clone()),
+                        )),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some((rel, qual)) = simple else {
+            return Ok((
+                self.run(&Statement::Sql(ast::Statement::Query(Box::new(q.clone()))))?,
+                None,
+            ));
+        };
+        let mut q2 = q.clone();
+        if let ast::SetExpr::Select(sel) = q2.body.as_mut() {
+            sel.projection
+                .push(ast::SelectItem::UnnamedExpr(A::CompoundIdentifier(vec![
+                    ast::Ident::with_quote('"', qual),
+                    ast::Ident::with_quote('"', "\u{1}ctid"),
+                ])));
+        }
+        self.tid_scan.set(true);
+        let r = self.run(&Statement::Sql(ast::Statement::Query(Box::new(q2))));
+        self.tid_scan.set(false);
+        let mut r = r?;
+        r.columns.pop();
+        let mut tids = Vec::with_capacity(r.rows.len());
+        for row in r.rows.iter_mut() {
+            match row.pop() {
+                Some(Value::Int8(t)) => tids.push(Tid(u64::try_from(t).unwrap_or(0))),
+                _ => return Err(err(SqlState::InternalError, "cursor row without a tid")),
+            }
+        }
+        Ok((r, Some((rel, tids))))
+    }
+
+    /// The tid `WHERE CURRENT OF` designates in table `def`. Errors: 34000 unknown cursor
+    /// (checked by the session), 24000 if the cursor is not on a row of `def`.
+    fn current_of_tid(&self, def: &TableDef) -> Result<Tid, PgError> {
+        let Some((name, pos)) = &self.current_of else {
+            return Err(err(SqlState::InvalidCursorName, "cursor does not exist"));
+        };
+        match pos {
+            CursorPos::Row(rel, tid) if *rel == def.rel => Ok(*tid),
+            CursorPos::NotPositioned => Err(err(
+                SqlState::InvalidCursorState,
+                format!("cursor \"{name}\" is not positioned on a row"),
+            )),
+            _ => Err(err(
+                SqlState::InvalidCursorState,
+                format!(
+                    "cursor \"{name}\" is not a simply updatable scan of table \"{}\"",
+                    def.name
+                ),
+            )),
+        }
+    }
+
+    /// Let `current_setting`/`set_config` reach the session's settings.
+    pub(crate) fn with_settings(
+        mut self,
+        settings: std::sync::Arc<dyn crate::expr::SettingsSource>,
+    ) -> Exec<'a> {
+        self.cx.settings = Some(settings);
+        self
     }
 
     /// Use the session's `search_path` setting (comma-separated, as SHOW prints it).
@@ -435,6 +616,12 @@ impl<'a> Exec<'a> {
             .map(|s| s.trim().trim_matches('"').to_string())
             .filter(|s| !s.is_empty())
             .collect();
+        self
+    }
+
+    /// Use the session's random generator (`random()`, `setseed()`, `gen_random_uuid()`).
+    pub(crate) fn with_rng(mut self, rng: std::sync::Arc<crate::funcs::SessionRng>) -> Exec<'a> {
+        self.cx.rng = rng;
         self
     }
 
@@ -457,6 +644,11 @@ impl<'a> Exec<'a> {
         let Some(w) = w else {
             return Ok(Filter::None);
         };
+        if let A::Function(f) = w {
+            if func_name(f) == "pgxc_current_of" {
+                return Ok(Filter::CurrentOf);
+            }
+        }
         match self.bind(w, &Cx::clause(scope, "WHERE")) {
             Ok(e) => Ok(Filter::Bound(coerce(
                 e,
@@ -476,7 +668,7 @@ impl<'a> Exec<'a> {
         row: &[Value],
     ) -> Result<bool, PgError> {
         Ok(match f {
-            Filter::None => true,
+            Filter::None | Filter::CurrentOf => true,
             Filter::Bound(e) => bool_of(&e.eval(row, &self.cx)?),
             Filter::PerRow(a) => self.with_outer(scope, row, || {
                 let e = self.bind(a, &Cx::clause(scope, "WHERE"))?;
@@ -513,6 +705,7 @@ impl<'a> Exec<'a> {
         let mut s = self.eng.block_on(t.scan(rel, false))?;
         let mut out = Vec::new();
         loop {
+            self.check_cancel()?;
             let rows = self.eng.block_on(t.next(&mut s, 1024))?;
             if rows.is_empty() {
                 break;
@@ -565,6 +758,28 @@ impl<'a> Exec<'a> {
             }
         }
         Ok(out)
+    }
+
+    /// A table by folded name (`schema` given or search_path applied), as this transaction sees
+    /// the catalog; `None` if there is none. For the coordinator's placement decisions.
+    pub(crate) fn lookup_table(
+        &self,
+        schema: Option<&str>,
+        name: &str,
+    ) -> Result<Option<TableDef>, PgError> {
+        let all = self.tables()?;
+        if let Some(sch) = schema {
+            return Ok(all
+                .into_iter()
+                .find(|(_, t)| t.name == name && t.schema == sch)
+                .map(|(_, t)| t));
+        }
+        for sch in self.path_schemas()? {
+            if let Some((_, t)) = all.iter().find(|(_, t)| t.name == name && t.schema == sch) {
+                return Ok(Some(t.clone()));
+            }
+        }
+        Ok(None)
     }
 
     fn find_table_opt(&self, n: &ast::ObjectName) -> Result<Option<(Tid, TableDef)>, PgError> {
@@ -743,9 +958,11 @@ impl<'a> Exec<'a> {
                     let rel = self.query(q)?;
                     Ok(result_of(rel, "SELECT"))
                 }
-                S::Insert(i) => self.insert(i),
-                S::Update(u) => self.update(u),
-                S::Delete(d) => self.delete(d),
+                // A view target fails with 55000 before anything is written; an automatically
+                // updatable view then runs as the rewritten statement on its base table.
+                S::Insert(i) => self.insert(i).or_else(|e| self.view_dml(s, e)),
+                S::Update(u) => self.update(u).or_else(|e| self.view_dml(s, e)),
+                S::Delete(d) => self.delete(d).or_else(|e| self.view_dml(s, e)),
                 S::CreateTable(c) => self.create_table(c),
                 S::CreateIndex(c) => self.create_index(c),
                 S::AlterTable(a) => self.alter_table(a),
@@ -785,7 +1002,14 @@ impl<'a> Exec<'a> {
                     }
                     Ok(QueryResult::command("TRUNCATE TABLE"))
                 }
-                S::Explain { .. } | S::ExplainTable { .. } => Ok(QueryResult {
+                S::Explain {
+                    statement,
+                    analyze,
+                    verbose,
+                    options,
+                    ..
+                } => self.explain_stmt(statement, *analyze, *verbose, options.as_ref()),
+                S::ExplainTable { .. } => Ok(QueryResult {
                     columns: vec![("QUERY PLAN".into(), DataType::Text)],
                     rows: vec![vec![Value::Text("Result".into())]],
                     tag: "EXPLAIN".into(),
@@ -807,6 +1031,23 @@ impl<'a> Exec<'a> {
             Statement::Vacuum(_) | Statement::Analyze(_) => Ok(QueryResult::command("VACUUM")),
             Statement::Checkpoint => Ok(QueryResult::command("CHECKPOINT")),
             Statement::Discard(_) => Ok(QueryResult::command("DISCARD ALL")),
+            Statement::AlterSequence {
+                sequence,
+                if_exists,
+                options,
+            } => self.alter_seq(sequence, *if_exists, options),
+            Statement::AlterSequenceOwnedBy {
+                sequence,
+                if_exists,
+                owned_by,
+            } => {
+                let mut opts = vec!["owned".to_string(), "by".to_string()];
+                match owned_by {
+                    Some(o) => opts.extend(object_name(o)),
+                    None => opts.push("none".into()),
+                }
+                self.alter_seq(sequence, *if_exists, &opts)
+            }
             _ => Err(unsupported("this statement")),
         }
     }
@@ -1157,6 +1398,19 @@ impl<'a> Exec<'a> {
         unique: bool,
         primary: bool,
     ) -> Result<(), PgError> {
+        self.add_index_with(def, name, cols, Vec::new(), unique, primary)
+    }
+
+    /// [`Exec::add_index`] with expression keys (`exprs` non-empty: an expression index).
+    fn add_index_with(
+        &self,
+        def: &mut TableDef,
+        name: String,
+        cols: Vec<usize>,
+        exprs: Vec<Expr>,
+        unique: bool,
+        primary: bool,
+    ) -> Result<(), PgError> {
         let taken = self
             .tables()?
             .into_iter()
@@ -1174,6 +1428,7 @@ impl<'a> Exec<'a> {
             columns: cols,
             unique,
             primary,
+            exprs,
         };
         let probe = idx.clone();
         let rel = {
@@ -1191,22 +1446,44 @@ impl<'a> Exec<'a> {
     fn create_index(&self, c: &ast::CreateIndex) -> Result<QueryResult, PgError> {
         let (tid, mut def) = self.find_base_table(&c.table_name)?;
         let mut cols = Vec::new();
+        // Expression keys: (bound expression, name part) per key column.
+        let mut exprs: Vec<(Expr, String)> = Vec::new();
+        let scope = Self::table_scope(&def, None);
         for ic in &c.columns {
-            let n = match &ic.column.expr {
-                A::Identifier(i) => normalize_ident(i),
-                other => return Err(unsupported(format!("index expression {other}"))),
+            let mut e = &ic.column.expr;
+            while let A::Nested(x) = e {
+                e = x;
+            }
+            if let A::Identifier(i) = e {
+                let n = normalize_ident(i);
+                let p = def.column(&n).ok_or_else(|| {
+                    err(
+                        SqlState::UndefinedColumn,
+                        format!("column \"{n}\" does not exist"),
+                    )
+                })?;
+                cols.push(p);
+                exprs.push((Expr::Column(p, def.columns[p].ty.clone()), n));
+                continue;
+            }
+            if has_subquery(e) || contains_agg(e) {
+                return Err(err(
+                    SqlState::FeatureNotSupported,
+                    "cannot use subquery or aggregate function in index expression",
+                ));
+            }
+            let b = self.bind(e, &Cx::clause(&scope, "index expressions"))?;
+            let part = match e {
+                A::Function(f) => func_name(f),
+                _ => "expr".to_string(),
             };
-            cols.push(def.column(&n).ok_or_else(|| {
-                err(
-                    SqlState::UndefinedColumn,
-                    format!("column \"{n}\" does not exist"),
-                )
-            })?);
+            exprs.push((b, part));
         }
+        let is_expr = exprs.len() != cols.len();
         let name = match &c.name {
             Some(n) => split_name(n).1,
             None => {
-                let names: Vec<&str> = cols.iter().map(|&i| def.columns[i].name.as_str()).collect();
+                let names: Vec<&str> = exprs.iter().map(|(_, n)| n.as_str()).collect();
                 format!("{}_{}_idx", def.name, names.join("_"))
             }
         };
@@ -1218,7 +1495,12 @@ impl<'a> Exec<'a> {
         {
             return Ok(QueryResult::command("CREATE INDEX"));
         }
-        self.add_index(&mut def, name, cols, c.unique, false)?;
+        if is_expr {
+            let keys = exprs.into_iter().map(|(e, _)| e).collect();
+            self.add_index_with(&mut def, name, Vec::new(), keys, c.unique, false)?;
+        } else {
+            self.add_index(&mut def, name, cols, c.unique, false)?;
+        }
         self.put_catalog(Some(tid), &def)?;
         Ok(QueryResult::command("CREATE INDEX"))
     }
@@ -1314,11 +1596,8 @@ impl<'a> Exec<'a> {
                         self.eng.block_on(t.delete(self.eng.catalog_rel(), tid))?;
                         continue;
                     }
-                    {
-                        let mut seqs = self.eng.seqs();
-                        for sname in &def.owned_seqs {
-                            seqs.remove(sname);
-                        }
+                    for sname in &def.owned_seqs {
+                        self.eng.drop_sequence(sname)?;
                     }
                     let mut t = self.txn.borrow_mut();
                     self.eng.block_on(t.drop_relation(RelId(def.rel)))?;
@@ -1369,7 +1648,7 @@ impl<'a> Exec<'a> {
                 for n in names {
                     let (schema, name) = split_name(n);
                     let key = format!("{schema}.{name}");
-                    if self.eng.seqs().remove(&key).is_none() && !if_exists {
+                    if !self.eng.drop_sequence(&key)? && !if_exists {
                         return Err(err(
                             SqlState::UndefinedTable,
                             format!("sequence \"{name}\" does not exist"),
@@ -1424,31 +1703,233 @@ impl<'a> Exec<'a> {
         let min = min.unwrap_or(if inc > 0 { 1 } else { -type_max - 1 });
         let max = max.unwrap_or(if inc > 0 { type_max } else { -1 });
         let start = start.unwrap_or(if inc > 0 { min } else { max });
-        let mut seqs = self.eng.seqs();
-        if seqs.contains_key(key) {
-            if if_not_exists {
-                return Ok(false);
+        let created = self.eng.create_sequence(
+            key,
+            crate::engine::SeqState::new(start, inc, min, max, cycle),
+            if_not_exists,
+        )?;
+        if created {
+            self.created_seqs.borrow_mut().push(key.to_string());
+        }
+        Ok(created)
+    }
+
+    /// `ALTER SEQUENCE`: PostgreSQL's options (RESTART [WITH n], INCREMENT [BY] n, [NO]
+    /// MINVALUE/MAXVALUE, START [WITH] n, [NO] CYCLE, CACHE n, OWNED BY t.c | NONE), applied
+    /// durably and non-transactionally like PostgreSQL's. Errors: 42P01 for an unknown sequence
+    /// (unless IF EXISTS), 42601 for a malformed option, 22023 for inconsistent bounds.
+    fn alter_seq(
+        &self,
+        sequence: &ast::ObjectName,
+        if_exists: bool,
+        options: &[String],
+    ) -> Result<QueryResult, PgError> {
+        let (schema, name) = split_name(sequence);
+        let key = format!("{schema}.{name}");
+        if !self.eng.seqs().contains_key(&key) {
+            if if_exists {
+                return Ok(QueryResult::command("ALTER SEQUENCE"));
             }
             return Err(err(
-                SqlState::DuplicateTable,
-                format!(
-                    "relation \"{}\" already exists",
-                    key.trim_start_matches("public.")
-                ),
+                SqlState::UndefinedTable,
+                format!("relation \"{name}\" does not exist"),
             ));
         }
-        seqs.insert(
-            key.to_string(),
-            crate::engine::SeqState {
-                last: start,
-                is_called: false,
-                increment: inc,
-                min,
-                max,
-                cycle,
-            },
-        );
-        Ok(true)
+        let bad = |w: &str| {
+            err(
+                SqlState::SyntaxError,
+                format!("syntax error at or near \"{w}\""),
+            )
+        };
+        let mut i = 0;
+        let word = |i: usize| options.get(i).map(|s| s.to_ascii_lowercase());
+        let number = |i: &mut usize| -> Result<i64, PgError> {
+            let mut neg = false;
+            if matches!(options.get(*i).map(String::as_str), Some("-") | Some("+")) {
+                neg = options[*i] == "-";
+                *i += 1;
+            }
+            let t = options.get(*i).ok_or_else(|| bad("end of input"))?;
+            let v: i64 = t.parse().map_err(|_| bad(t))?;
+            *i += 1;
+            Ok(if neg { -v } else { v })
+        };
+        let (mut restart, mut inc, mut min, mut max, mut start, mut cycle) =
+            (None, None, None, None, None, None);
+        let mut owned: Option<Option<Vec<String>>> = None;
+        while i < options.len() {
+            let w = word(i).unwrap_or_default();
+            i += 1;
+            match w.as_str() {
+                "restart" => {
+                    if word(i).as_deref() == Some("with") {
+                        i += 1;
+                    }
+                    if i < options.len()
+                        && word(i)
+                            .is_some_and(|w| !w.starts_with(|c: char| c.is_ascii_alphabetic()))
+                    {
+                        restart = Some(Some(number(&mut i)?));
+                    } else {
+                        restart = Some(None);
+                    }
+                }
+                "increment" => {
+                    if word(i).as_deref() == Some("by") {
+                        i += 1;
+                    }
+                    inc = Some(number(&mut i)?);
+                }
+                "start" => {
+                    if word(i).as_deref() == Some("with") {
+                        i += 1;
+                    }
+                    start = Some(number(&mut i)?);
+                }
+                "minvalue" => min = Some(Some(number(&mut i)?)),
+                "maxvalue" => max = Some(Some(number(&mut i)?)),
+                "cycle" => cycle = Some(true),
+                "cache" => {
+                    number(&mut i)?;
+                }
+                "no" => {
+                    let w2 = word(i).unwrap_or_default();
+                    i += 1;
+                    match w2.as_str() {
+                        "minvalue" => min = Some(None),
+                        "maxvalue" => max = Some(None),
+                        "cycle" => cycle = Some(false),
+                        _ => return Err(bad(&w2)),
+                    }
+                }
+                "owned" => {
+                    if word(i).as_deref() != Some("by") {
+                        return Err(bad(&w));
+                    }
+                    i += 1;
+                    let rest: Vec<String> =
+                        options[i..].iter().filter(|t| *t != ".").cloned().collect();
+                    i = options.len();
+                    owned = Some(if rest.len() == 1 && rest[0].eq_ignore_ascii_case("none") {
+                        None
+                    } else {
+                        Some(rest)
+                    });
+                }
+                "as" => {
+                    i += 1;
+                }
+                // pg_dump's `ALTER SEQUENCE s OWNER TO role`: there are no roles to change.
+                "owner" if word(i).as_deref() == Some("to") && i + 1 < options.len() => {
+                    i += 2;
+                }
+                "rename" | "set" => return Err(unsupported(format!("ALTER SEQUENCE ... {w}"))),
+                _ => return Err(bad(&w)),
+            }
+        }
+        if inc == Some(0) {
+            return Err(err(
+                SqlState::InvalidParameterValue,
+                "INCREMENT must not be zero",
+            ));
+        }
+        if let Some(o) = &owned {
+            // Detach from any owning table, then attach to the new one.
+            let target = match o {
+                Some(parts) if parts.len() >= 2 => {
+                    let tparts = &parts[..parts.len() - 1];
+                    let on = ast::ObjectName(
+                        tparts
+                            .iter()
+                            .map(|p| ast::ObjectNamePart::Identifier(ast::Ident::new(p.clone())))
+                            .collect(),
+                    );
+                    let (tid, def) = self.find_base_table(&on)?;
+                    let col = &parts[parts.len() - 1];
+                    if !def.columns.iter().any(|c| c.name == *col) {
+                        return Err(err(
+                            SqlState::UndefinedColumn,
+                            format!(
+                                "column \"{col}\" of relation \"{}\" does not exist",
+                                def.name
+                            ),
+                        ));
+                    }
+                    Some((tid, def))
+                }
+                Some(_) => return Err(bad("OWNED BY")),
+                None => None,
+            };
+            for (tid, mut def) in self.tables()? {
+                if def.owned_seqs.contains(&key) && target.as_ref().is_none_or(|(t, _)| *t != tid) {
+                    def.owned_seqs.retain(|k| *k != key);
+                    self.put_catalog(Some(tid), &def)?;
+                }
+            }
+            if let Some((tid, mut def)) = target {
+                if !def.owned_seqs.contains(&key) {
+                    def.owned_seqs.push(key.clone());
+                    self.put_catalog(Some(tid), &def)?;
+                }
+            }
+        }
+        self.eng.alter_sequence(&key, |old| {
+            let mut s = old.clone();
+            if let Some(v) = inc {
+                s.increment = v;
+            }
+            let type_max = i64::MAX;
+            match min {
+                Some(Some(v)) => s.min = v,
+                Some(None) => s.min = if s.increment > 0 { 1 } else { i64::MIN },
+                None => {}
+            }
+            match max {
+                Some(Some(v)) => s.max = v,
+                Some(None) => s.max = if s.increment > 0 { type_max } else { -1 },
+                None => {}
+            }
+            if let Some(c) = cycle {
+                s.cycle = c;
+            }
+            if let Some(v) = start {
+                s.start = v;
+            }
+            if s.min >= s.max {
+                return Err(err(
+                    SqlState::InvalidParameterValue,
+                    format!(
+                        "MINVALUE ({}) must be less than MAXVALUE ({})",
+                        s.min, s.max
+                    ),
+                ));
+            }
+            if s.start < s.min || s.start > s.max {
+                return Err(err(
+                    SqlState::InvalidParameterValue,
+                    format!(
+                        "START value ({}) cannot be {} than {}VALUE ({})",
+                        s.start,
+                        if s.start < s.min { "less" } else { "greater" },
+                        if s.start < s.min { "MIN" } else { "MAX" },
+                        if s.start < s.min { s.min } else { s.max }
+                    ),
+                ));
+            }
+            if let Some(r) = restart {
+                let v = r.unwrap_or(s.start);
+                if v < s.min || v > s.max {
+                    return Err(err(
+                        SqlState::InvalidParameterValue,
+                        format!("RESTART value ({v}) cannot be outside the sequence bounds"),
+                    ));
+                }
+                s.last = v;
+                s.is_called = false;
+            }
+            Ok(s)
+        })?;
+        Ok(QueryResult::command("ALTER SEQUENCE"))
     }
 
     // ---- DML ----
@@ -1531,6 +2012,32 @@ impl<'a> Exec<'a> {
             );
         }
         e
+    }
+
+    /// [`Exec::insert_row`] for many rows: each checked, then all written with one
+    /// `insert_many` (one storage write transaction when nothing blocks).
+    fn insert_rows(
+        &self,
+        def: &TableDef,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<Vec<Vec<Value>>, PgError> {
+        if rows.is_empty() {
+            return Ok(rows);
+        }
+        let mut payloads = Vec::with_capacity(rows.len());
+        for row in &rows {
+            self.check_row(def, row)?;
+            payloads.push((encode_row(row)?, Self::keys(def, row)));
+        }
+        let batch: Vec<pgxc_storage::mvcc::NewRow<'_>> = payloads
+            .iter()
+            .map(|(p, k)| (p.as_slice(), k.as_slice()))
+            .collect();
+        let mut t = self.txn.borrow_mut();
+        self.eng
+            .block_on(t.insert_many(RelId(def.rel), &batch))
+            .map_err(|e| Self::unique_error(def, e))?;
+        Ok(rows)
     }
 
     fn insert_row(&self, def: &TableDef, row: Vec<Value>) -> Result<Vec<Value>, PgError> {
@@ -1681,6 +2188,7 @@ impl<'a> Exec<'a> {
             }
         }
         let mut inserted = Vec::new();
+        let mut pending: Vec<Vec<Value>> = Vec::new();
         let mut touched: std::collections::HashSet<(u64, Vec<u8>)> = Default::default();
         for src in source_rows {
             let mut row = Vec::with_capacity(def.columns.len());
@@ -1705,8 +2213,17 @@ impl<'a> Exec<'a> {
                     }
                 }
             }
-            inserted.push(self.insert_row(&def, row)?);
+            if conflict.is_some() {
+                inserted.push(self.insert_row(&def, row)?);
+            } else {
+                // Plain INSERT / COPY: rows are written in batches (one storage write each).
+                pending.push(row);
+                if pending.len() >= 1024 {
+                    inserted.extend(self.insert_rows(&def, std::mem::take(&mut pending))?);
+                }
+            }
         }
+        inserted.extend(self.insert_rows(&def, pending)?);
         let n = inserted.len();
         let alias = ins.table_alias.as_ref().map(|a| normalize_ident(&a.alias));
         self.returning(
@@ -1957,6 +2474,21 @@ impl<'a> Exec<'a> {
             rows: vec![Vec::new()],
         };
         for (i, twj) in items.iter().enumerate() {
+            if i > 0
+                && (query::is_lateral(&twj.relation)
+                    || twj.joins.iter().any(|j| query::is_lateral(&j.relation)))
+            {
+                // LATERAL items see the FROM items before them.
+                rel = self.join_step(
+                    rel,
+                    &twj.relation,
+                    &ast::JoinOperator::CrossJoin(ast::JoinConstraint::None),
+                )?;
+                for j in &twj.joins {
+                    rel = self.join_step(rel, &j.relation, &j.join_operator)?;
+                }
+                continue;
+            }
             let r = self.join_tree(twj)?;
             rel = if i == 0 {
                 r
@@ -2005,7 +2537,14 @@ impl<'a> Exec<'a> {
         mut done: impl FnMut(&[Value], Vec<Value>, S) -> Result<Vec<Value>, PgError>,
     ) -> Result<Vec<Vec<Value>>, PgError> {
         let mut out = Vec::new();
-        for r in self.scan(RelId(def.rel))? {
+        let only = match filter {
+            Filter::CurrentOf => Some(self.current_of_tid(def)?),
+            _ => None,
+        };
+        for r in self.target_rows(def, filter, extra)? {
+            if only.is_some_and(|t| t != r.tid) {
+                continue;
+            }
             let mut tid = r.tid;
             let mut row = decode_row(&r.data)?;
             while let Some(combined) = self.first_match(&row, extra, filter, scope)? {
@@ -2276,9 +2815,17 @@ impl<'s> Cx<'s> {
     }
 }
 
+pub(crate) mod agg;
 mod alter;
 mod bind;
+mod bind_funcs;
 pub mod copy;
 mod fk;
+mod grouping;
+// The planner's SELECT front end: lives with the planner, but binds with this module's internals.
+#[path = "../plan/bind.rs"]
+mod plan_bind;
 mod query;
+mod srf;
+mod views;
 mod window;

@@ -16,189 +16,8 @@ enum OrderSrc {
     Expr(Expr),
 }
 
-/// One aggregate's running state.
-#[derive(Clone, Debug)]
-pub(super) struct Acc {
-    count: i64,
-    value: Value,
-    fsum: f64,
-    strings: Option<String>,
-    items: Vec<Value>,
-    seen: std::collections::HashSet<Vec<u8>>,
-    /// Inputs of an ordered aggregate: (arguments, sort keys), replayed sorted at the end.
-    pending: Vec<(Vec<Value>, Vec<Value>)>,
-}
-
-impl Acc {
-    fn new() -> Acc {
-        Acc {
-            count: 0,
-            value: Value::Null,
-            fsum: 0.0,
-            strings: None,
-            items: Vec::new(),
-            seen: Default::default(),
-            pending: Vec::new(),
-        }
-    }
-}
-
-fn int_of(v: &Value) -> Option<i64> {
-    match v {
-        Value::Int2(x) => Some(i64::from(*x)),
-        Value::Int4(x) => Some(i64::from(*x)),
-        Value::Int8(x) => Some(*x),
-        _ => None,
-    }
-}
-
-fn numeric_of(v: &Value) -> Option<Numeric> {
-    match v {
-        Value::Numeric(n) => Some(n.clone()),
-        other => int_of(other).map(Numeric::from_i64),
-    }
-}
-
-fn float_of(v: &Value) -> f64 {
-    match v {
-        Value::Float4(x) => f64::from(*x),
-        Value::Float8(x) => *x,
-        Value::Numeric(n) => n.to_f64(),
-        other => int_of(other).unwrap_or(0) as f64,
-    }
-}
-
-fn overflow(ty: &str) -> PgError {
-    err(
-        SqlState::NumericValueOutOfRange,
-        format!("{ty} out of range"),
-    )
-}
-
-impl AggSpec {
-    fn step(&self, acc: &mut Acc, args: Vec<Value>) -> Result<(), PgError> {
-        let a0 = args.first().cloned().unwrap_or(Value::Null);
-        if self.f != AggFn::CountStar && self.f != AggFn::ArrayAgg && a0.is_null() {
-            return Ok(());
-        }
-        if self.distinct && !acc.seen.insert(row_key(&args)) {
-            return Ok(());
-        }
-        acc.count += 1;
-        match self.f {
-            AggFn::Count | AggFn::CountStar => {}
-            AggFn::Sum | AggFn::Avg => match &self.ty {
-                DataType::Float4 | DataType::Float8 => acc.fsum += float_of(&a0),
-                DataType::Int8 if self.f == AggFn::Sum => {
-                    let cur = int_of(&acc.value).unwrap_or(0);
-                    let x = int_of(&a0).unwrap_or(0);
-                    acc.value = Value::Int8(cur.checked_add(x).ok_or_else(|| overflow("bigint"))?);
-                }
-                DataType::Interval => {
-                    acc.value = match (&acc.value, &a0) {
-                        (Value::Interval(a), Value::Interval(b)) => {
-                            Value::Interval(crate::types::datetime::interval_add(a, b)?)
-                        }
-                        _ => a0.clone(),
-                    }
-                }
-                _ => {
-                    let x = numeric_of(&a0).unwrap_or_else(Numeric::zero);
-                    acc.value = Value::Numeric(match &acc.value {
-                        Value::Numeric(n) => n.add(&x)?,
-                        _ => x,
-                    });
-                }
-            },
-            AggFn::Min | AggFn::Max => {
-                let replace = acc.value.is_null() || {
-                    let o = compare(&a0, &acc.value).unwrap_or(Ordering::Equal);
-                    if self.f == AggFn::Min {
-                        o == Ordering::Less
-                    } else {
-                        o == Ordering::Greater
-                    }
-                };
-                if replace {
-                    acc.value = a0;
-                }
-            }
-            AggFn::BoolAnd | AggFn::BoolOr => {
-                let b = bool_of(&a0);
-                acc.value = Value::Bool(match &acc.value {
-                    Value::Bool(c) => {
-                        if self.f == AggFn::BoolAnd {
-                            *c && b
-                        } else {
-                            *c || b
-                        }
-                    }
-                    _ => b,
-                });
-            }
-            AggFn::StringAgg => {
-                let s = match &a0 {
-                    Value::Text(s) => s.clone(),
-                    other => other.to_text(&DataType::Text, &TimeZone::default()),
-                };
-                match &mut acc.strings {
-                    None => acc.strings = Some(s),
-                    Some(cur) => {
-                        if let Some(Value::Text(d)) = args.get(1) {
-                            cur.push_str(d);
-                        }
-                        cur.push_str(&s);
-                    }
-                }
-            }
-            AggFn::ArrayAgg => acc.items.push(a0),
-        }
-        Ok(())
-    }
-
-    fn finish(&self, acc: &Acc) -> Result<Value, PgError> {
-        Ok(match self.f {
-            AggFn::Count | AggFn::CountStar => Value::Int8(acc.count),
-            _ if acc.count == 0 => Value::Null,
-            AggFn::Sum => match &self.ty {
-                DataType::Float4 => Value::Float4(acc.fsum as f32),
-                DataType::Float8 => Value::Float8(acc.fsum),
-                _ => acc.value.clone(),
-            },
-            AggFn::Avg => match &self.ty {
-                DataType::Float8 => Value::Float8(acc.fsum / acc.count as f64),
-                DataType::Interval => match &acc.value {
-                    Value::Interval(iv) => {
-                        Value::Interval(crate::types::datetime::interval_div(iv, acc.count as f64)?)
-                    }
-                    _ => Value::Null,
-                },
-                _ => match &acc.value {
-                    Value::Numeric(n) => Value::Numeric(n.div(&Numeric::from_i64(acc.count))?),
-                    _ => Value::Null,
-                },
-            },
-            AggFn::Min | AggFn::Max | AggFn::BoolAnd | AggFn::BoolOr => acc.value.clone(),
-            AggFn::StringAgg => acc.strings.clone().map(Value::Text).unwrap_or(Value::Null),
-            AggFn::ArrayAgg => Value::Array(acc.items.clone()),
-        })
-    }
-}
-
-/// A fresh aggregate state.
-pub(super) fn new_acc() -> Acc {
-    Acc::new()
-}
-
-/// Feed one input row's arguments to an aggregate.
-pub(super) fn agg_step(spec: &AggSpec, acc: &mut Acc, args: Vec<Value>) -> Result<(), PgError> {
-    spec.step(acc, args)
-}
-
-/// An aggregate's result.
-pub(super) fn agg_finish(spec: &AggSpec, acc: &Acc) -> Result<Value, PgError> {
-    spec.finish(acc)
-}
+// The aggregate state machinery lives in `exec::agg`.
+pub(super) use super::agg::{agg_finish, agg_step, new_acc, Acc};
 
 fn proj_name(e: &A) -> String {
     match e {
@@ -207,12 +26,22 @@ fn proj_name(e: &A) -> String {
         A::Function(f) => func_name(f),
         A::Cast {
             expr, data_type, ..
-        } => match expr.as_ref() {
-            A::Identifier(_) | A::CompoundIdentifier(_) => proj_name(expr),
-            _ => parse_type(data_type)
-                .map(|t| t.base_name().to_string())
-                .unwrap_or_else(|_| "?column?".into()),
-        },
+        } => {
+            // PostgreSQL's FigureColname: the operand's name when it has a strong one
+            // (columns, function calls, ...), else the type's.
+            let mut inner = expr.as_ref();
+            while let A::Nested(x) = inner {
+                inner = x;
+            }
+            let n = proj_name(inner);
+            if n != "?column?" && !matches!(inner, A::Case { .. } | A::Cast { .. }) {
+                n
+            } else {
+                parse_type(data_type)
+                    .map(|t| t.base_name().to_string())
+                    .unwrap_or_else(|_| "?column?".into())
+            }
+        }
         A::Nested(x) => proj_name(x),
         A::Case { .. } => "case".into(),
         A::Exists { .. } => "exists".into(),
@@ -237,6 +66,10 @@ fn proj_name(e: &A) -> String {
 impl<'a> Exec<'a> {
     /// Run a query (CTEs, body, ORDER BY, LIMIT/OFFSET/FETCH) into a materialized relation.
     pub(super) fn query(&self, q: &ast::Query) -> Result<Rel, PgError> {
+        check_from_names(q)?;
+        if let Some(rel) = self.planned_query(q)? {
+            return Ok(rel);
+        }
         let depth = self.ctes.borrow().len();
         let r = self.query_inner(q);
         self.ctes.borrow_mut().truncate(depth);
@@ -248,7 +81,9 @@ impl<'a> Exec<'a> {
             for cte in &w.cte_tables {
                 let name = normalize_ident(&cte.alias.name);
                 if w.recursive && mentions(&cte.query.to_string(), &name) {
-                    let rel = self.recursive_cte(&name, cte)?;
+                    let searched = search_clause(cte, &name)?;
+                    let cte = searched.as_ref().unwrap_or(cte);
+                    let rel = self.recursive_cte(&name, cte, recursion_cap(q, &name))?;
                     self.ctes.borrow_mut().push((name, rel));
                     continue;
                 }
@@ -327,7 +162,15 @@ impl<'a> Exec<'a> {
     /// `WITH RECURSIVE name AS (base UNION [ALL] recursive)`: PostgreSQL's iteration over a
     /// working table, materialized. Errors: 42P19 without a non-recursive term; 54000 after
     /// 100,000 rows (a runaway recursion).
-    fn recursive_cte(&self, name: &str, cte: &ast::Cte) -> Result<Rel, PgError> {
+    ///
+    /// With `cap`, iteration stops once that many rows exist: the outer query reads no more
+    /// (PostgreSQL evaluates the CTE lazily, so `... UNION ALL ... LIMIT n` terminates).
+    fn recursive_cte(
+        &self,
+        name: &str,
+        cte: &ast::Cte,
+        cap: Option<usize>,
+    ) -> Result<Rel, PgError> {
         let ast::SetExpr::SetOperation {
             left,
             op: ast::SetOperator::Union,
@@ -348,6 +191,23 @@ impl<'a> Exec<'a> {
                 format!("recursive reference to query \"{name}\" must not appear within its non-recursive term"),
             ));
         }
+        if let ast::SetExpr::Select(rs) = right.as_ref() {
+            let mut refs = 0;
+            for twj in &rs.from {
+                refs += count_refs(&twj.relation, name);
+                for j in &twj.joins {
+                    refs += count_refs(&j.relation, name);
+                }
+            }
+            if refs > 1 {
+                return Err(err(
+                    SqlState::InvalidRecursion,
+                    format!(
+                        "recursive reference to query \"{name}\" must not appear more than once"
+                    ),
+                ));
+            }
+        }
         let all = matches!(set_quantifier, ast::SetQuantifier::All);
         let mut result = self.set_expr(left)?;
         for (c, a) in result.cols.iter_mut().zip(&cte.alias.columns) {
@@ -362,7 +222,7 @@ impl<'a> Exec<'a> {
             result.rows.retain(|r| seen.insert(row_key(r)));
         }
         let mut working = result.rows.clone();
-        while !working.is_empty() {
+        while !working.is_empty() && cap.is_none_or(|c| result.rows.len() < c) {
             self.ctes.borrow_mut().push((
                 name.to_string(),
                 Rel {
@@ -724,15 +584,28 @@ impl<'a> Exec<'a> {
                     }
                     return self.qualify(r, &qual, alias);
                 }
+                let with_tid = self.tid_scan.get();
                 let rows = self
                     .scan(RelId(def.rel))?
                     .into_iter()
-                    .map(|r| decode_row(&r.data))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Rel {
-                    cols: Self::table_scope(&def, None),
-                    rows,
+                    .map(|r| {
+                        let mut row = decode_row(&r.data)?;
+                        if with_tid {
+                            row.push(Value::Int8(i64::try_from(r.tid.0).unwrap_or(i64::MAX)));
+                        }
+                        Ok(row)
+                    })
+                    .collect::<Result<Vec<_>, PgError>>()?;
+                let mut cols = Self::table_scope(&def, None);
+                if with_tid {
+                    cols.push(ColInfo {
+                        table: None,
+                        name: "\u{1}ctid".into(),
+                        ty: DataType::Int8,
+                        hidden: true,
+                    });
                 }
+                Rel { cols, rows }
             }
         };
         self.qualify(rel, &qual, alias)
@@ -761,7 +634,10 @@ impl<'a> Exec<'a> {
                             text(&d.name),
                             text(&c.name),
                             Value::Int4(i32::try_from(i + 1).unwrap_or(i32::MAX)),
-                            c.default.as_deref().map(text).unwrap_or(Value::Null),
+                            c.default
+                                .as_deref()
+                                .map(|d| text(&display_default(d)))
+                                .unwrap_or(Value::Null),
                             text(if c.not_null { "NO" } else { "YES" }),
                             text(&c.ty.without_typmod().name()),
                         ]);
@@ -812,6 +688,36 @@ impl<'a> Exec<'a> {
                     rows,
                 }
             }
+            "pg_constraint" | "pg_catalog.pg_constraint" => {
+                // `conrelid` is the table's regclass, shown (and compared) as its name, the way
+                // `'t'::regclass` binds (see `Exec::regclass`).
+                let path = self.path_schemas()?;
+                let mut rows = Vec::new();
+                for (_, d) in self.tables()? {
+                    if d.view.is_some() {
+                        continue;
+                    }
+                    let rel = regclass_name(&d.schema, &d.name, &path);
+                    for i in d.indexes.iter().filter(|i| i.unique) {
+                        let kind = if i.primary { "p" } else { "u" };
+                        rows.push(vec![text(&i.name), text(kind), text(&rel)]);
+                    }
+                    for c in &d.checks {
+                        rows.push(vec![text(&c.name), text("c"), text(&rel)]);
+                    }
+                    for f in &d.fks {
+                        rows.push(vec![text(&f.name), text("f"), text(&rel)]);
+                    }
+                }
+                Rel {
+                    cols: vec![
+                        col("conname", t.clone()),
+                        col("contype", t.clone()),
+                        col("conrelid", t),
+                    ],
+                    rows,
+                }
+            }
             "pg_tables" | "pg_catalog.pg_tables" => {
                 let rows = self
                     .tables()?
@@ -824,6 +730,54 @@ impl<'a> Exec<'a> {
                     rows,
                 }
             }
+            "pg_cursors" | "pg_catalog.pg_cursors" => Rel {
+                cols: vec![
+                    col("name", t.clone()),
+                    col("statement", t.clone()),
+                    col("is_holdable", DataType::Bool),
+                    col("is_binary", DataType::Bool),
+                    col("is_scrollable", DataType::Bool),
+                    col("creation_time", DataType::Timestamptz),
+                ],
+                rows: self
+                    .views
+                    .cursors
+                    .iter()
+                    .map(|(n, st, hold, bin, scroll)| {
+                        vec![
+                            text(n),
+                            text(st),
+                            Value::Bool(*hold),
+                            Value::Bool(*bin),
+                            Value::Bool(*scroll),
+                            Value::Timestamptz(self.now),
+                        ]
+                    })
+                    .collect(),
+            },
+            "pg_prepared_statements" | "pg_catalog.pg_prepared_statements" => Rel {
+                cols: vec![
+                    col("name", t.clone()),
+                    col("statement", t.clone()),
+                    col("prepare_time", DataType::Timestamptz),
+                    col("parameter_types", DataType::Array(Box::new(t.clone()))),
+                    col("from_sql", DataType::Bool),
+                ],
+                rows: self
+                    .views
+                    .prepared
+                    .iter()
+                    .map(|(n, st, types)| {
+                        vec![
+                            text(n),
+                            text(st),
+                            Value::Timestamptz(self.now),
+                            Value::Array(types.iter().map(|ty| text(&ty.name())).collect()),
+                            Value::Bool(true),
+                        ]
+                    })
+                    .collect(),
+            },
             "pg_class" | "pg_catalog.pg_class" => {
                 let mut rows = Vec::new();
                 for (_, d) in self.tables()? {
@@ -875,13 +829,25 @@ impl<'a> Exec<'a> {
                 name,
                 alias,
                 args: Some(args),
+                with_ordinality,
                 ..
-            } => self.table_function(name, &args.args, alias.as_ref()),
-            ast::TableFactor::Derived {
-                subquery,
+            } => self.table_function(name, &args.args, alias.as_ref(), *with_ordinality),
+            ast::TableFactor::Function {
+                name,
+                args,
                 alias,
-                lateral: false,
+                with_ordinality,
                 ..
+            } => self.table_function(name, args, alias.as_ref(), *with_ordinality),
+            ast::TableFactor::UNNEST {
+                alias,
+                array_exprs,
+                with_ordinality,
+                with_offset: false,
+                ..
+            } => self.unnest_from(array_exprs, alias.as_ref(), *with_ordinality),
+            ast::TableFactor::Derived {
+                subquery, alias, ..
             } => {
                 if alias.is_none() {
                     return Err(err(
@@ -914,74 +880,83 @@ impl<'a> Exec<'a> {
         name: &ast::ObjectName,
         args: &[FunctionArg],
         alias: Option<&ast::TableAlias>,
+        ordinality: bool,
     ) -> Result<Rel, PgError> {
         let fname = object_name(name).last().cloned().unwrap_or_default();
-        if fname == "unnest" {
-            let [FunctionArg::Unnamed(FunctionArgExpr::Expr(e))] = args else {
-                return Err(unsupported("unnest with several arrays"));
-            };
-            let b = self.bind(e, &Cx::plain(&[]))?;
-            let DataType::Array(elem) = b.data_type() else {
-                return Err(err(
-                    SqlState::UndefinedFunction,
-                    format!("function unnest({}) does not exist", b.data_type().name()),
-                ));
-            };
-            let rows = match b.eval(&[], &self.cx)? {
-                Value::Array(items) => items.into_iter().map(|v| vec![v]).collect(),
-                _ => Vec::new(),
-            };
-            return Ok(function_rel(&fname, alias, out_type(&elem), rows));
-        }
-        if fname != "generate_series" {
-            return Err(err(
-                SqlState::UndefinedFunction,
-                format!("function {fname} does not exist"),
-            ));
-        }
-        let mut vals = Vec::new();
-        for a in args {
-            match a {
-                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => {
-                    vals.push(self.eval_const_int8(e, CastContext::Implicit)?);
-                }
-                _ => return Err(unsupported("this generate_series argument")),
-            }
-        }
-        let ints: Vec<Option<i64>> = vals.iter().map(int_of).collect();
-        let (start, stop, step) = match ints.as_slice() {
-            [Some(a), Some(b)] => (*a, *b, 1),
-            [Some(a), Some(b), Some(c)] => (*a, *b, *c),
-            _ => (1, 0, 1),
-        };
-        if step == 0 {
-            return Err(err(
-                SqlState::InvalidParameterValue,
-                "step size cannot equal zero",
-            ));
-        }
-        let mut rows = Vec::new();
-        let mut i = start;
-        while (step > 0 && i <= stop) || (step < 0 && i >= stop) {
-            if rows.len() > 10_000_000 {
-                return Err(err(SqlState::OutOfMemory, "generate_series too large"));
-            }
-            rows.push(vec![Value::Int4(i32::try_from(i).unwrap_or(i32::MAX))]);
-            i = match i.checked_add(step) {
-                Some(n) => n,
-                None => break,
-            };
-        }
-        Ok(function_rel(&fname, alias, DataType::Int4, rows))
+        let args = args
+            .iter()
+            .map(|a| match a {
+                FunctionArg::Unnamed(FunctionArgExpr::Expr(e)) => Ok(e),
+                _ => Err(unsupported("this table function argument")),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.srf_from(&fname, &args, alias, ordinality)
     }
 
     pub(super) fn join_tree(&self, twj: &ast::TableWithJoins) -> Result<Rel, PgError> {
         let mut left = self.table_factor(&twj.relation)?;
         for j in &twj.joins {
-            let right = self.table_factor(&j.relation)?;
-            left = self.join(left, right, &j.join_operator)?;
+            left = self.join_step(left, &j.relation, &j.join_operator)?;
         }
         Ok(left)
+    }
+
+    /// Join `left` with the FROM item `tf`: a LATERAL item (a LATERAL subquery, or a function,
+    /// whose arguments may reference `left`) is evaluated once per row of `left`, with that row
+    /// as the outer scope (PostgreSQL's nested loop with parameters); others are joined as is.
+    pub(super) fn join_step(
+        &self,
+        left: Rel,
+        tf: &ast::TableFactor,
+        op: &ast::JoinOperator,
+    ) -> Result<Rel, PgError> {
+        if !is_lateral(tf) || left.cols.is_empty() {
+            let right = self.table_factor(tf)?;
+            return self.join(left, right, op);
+        }
+        if matches!(
+            op,
+            ast::JoinOperator::Right(_)
+                | ast::JoinOperator::RightOuter(_)
+                | ast::JoinOperator::FullOuter(_)
+        ) && matches!(tf, ast::TableFactor::Derived { lateral: true, .. })
+        {
+            return Err(err(
+                SqlState::InvalidColumnReference,
+                "The combining JOIN type must be INNER or LEFT for a LATERAL reference.",
+            ));
+        }
+        let mut out: Option<Rel> = None;
+        for row in &left.rows {
+            let right = self.with_outer(&left.cols, row, || self.table_factor(tf))?;
+            let one = Rel {
+                cols: left.cols.clone(),
+                rows: vec![row.clone()],
+            };
+            let j = self.join(one, right, op)?;
+            match &mut out {
+                Some(o) => o.rows.extend(j.rows),
+                None => out = Some(j),
+            }
+        }
+        match out {
+            Some(o) => Ok(o),
+            None => {
+                // No outer rows: bind once against a row of NULLs for the column list.
+                let nulls = vec![Value::Null; left.cols.len()];
+                let right = self.with_outer(&left.cols, &nulls, || self.table_factor(tf))?;
+                let mut j = self.join(
+                    Rel {
+                        cols: left.cols.clone(),
+                        rows: Vec::new(),
+                    },
+                    right,
+                    op,
+                )?;
+                j.rows.clear();
+                Ok(j)
+            }
+        }
     }
 
     pub(super) fn join(
@@ -1011,6 +986,14 @@ impl<'a> Exec<'a> {
             J::CrossJoin(_) => (JoinKind::Inner, None),
             _ => return Err(unsupported("this join type")),
         };
+        for q in right.cols.iter().filter_map(|c| c.table.as_deref()) {
+            if q != "\u{1}srf" && left.cols.iter().any(|c| c.table.as_deref() == Some(q)) {
+                return Err(err(
+                    SqlState::DuplicateAlias,
+                    format!("table name \"{q}\" specified more than once"),
+                ));
+            }
+        }
         let nl = left.cols.len();
         let mut using: Vec<String> = Vec::new();
         match c {
@@ -1055,6 +1038,7 @@ impl<'a> Exec<'a> {
                 CastContext::Implicit,
             )?);
         }
+        let merge: Vec<(usize, usize)> = conds.clone();
         let mut parts = Vec::new();
         for (a, b) in conds {
             let x = Expr::Column(a, cols[a].ty.clone());
@@ -1102,7 +1086,44 @@ impl<'a> Exec<'a> {
                 }
             }
         }
-        Ok(Rel { cols, rows })
+        if merge.is_empty() {
+            return Ok(Rel { cols, rows });
+        }
+        // USING / NATURAL: the merged columns come first (the left value, the right one for a
+        // RIGHT join, COALESCE of both for a FULL join); the joined tables' own columns stay
+        // reachable qualified only.
+        let mut out_cols: Vec<ColInfo> = merge
+            .iter()
+            .map(|&(a, _)| ColInfo {
+                table: None,
+                name: cols[a].name.clone(),
+                ty: cols[a].ty.clone(),
+                hidden: false,
+            })
+            .collect();
+        for &(a, _) in &merge {
+            cols[a].hidden = true;
+        }
+        out_cols.extend(cols);
+        let rows = rows
+            .into_iter()
+            .map(|r| {
+                let mut out: Vec<Value> = merge
+                    .iter()
+                    .map(|&(a, b)| match kind {
+                        JoinKind::Right => r[b].clone(),
+                        JoinKind::Full if r[a].is_null() => r[b].clone(),
+                        _ => r[a].clone(),
+                    })
+                    .collect();
+                out.extend(r);
+                out
+            })
+            .collect();
+        Ok(Rel {
+            cols: out_cols,
+            rows,
+        })
     }
 
     // ---- SELECT ----
@@ -1145,6 +1166,37 @@ impl<'a> Exec<'a> {
             }
             input.rows = kept;
         }
+        // Set-returning functions in the select list expand the filtered input.
+        let srf_sel;
+        let s = match self.expand_tlist_srfs(s, &mut input)? {
+            Some(ns) => {
+                srf_sel = ns;
+                &srf_sel
+            }
+            None => s,
+        };
+        // ROLLUP / CUBE / GROUPING SETS and grouping(): a flat GROUP BY plus hidden columns.
+        let grp_sel;
+        let mut gplan = None;
+        let s = match super::grouping::plan_grouping(s)? {
+            Some((ns, plan)) => {
+                for k in 0..plan.calls.len() {
+                    input.cols.push(ColInfo {
+                        table: Some(super::grouping::GROUPING_QUAL.into()),
+                        name: format!("g{k}"),
+                        ty: DataType::Int4,
+                        hidden: true,
+                    });
+                }
+                for r in input.rows.iter_mut() {
+                    r.extend(std::iter::repeat_n(Value::Null, plan.calls.len()));
+                }
+                gplan = Some(plan);
+                grp_sel = ns;
+                &grp_sel
+            }
+            None => s,
+        };
         let group_ast: Vec<&A> = match &s.group_by {
             ast::GroupByExpr::Expressions(v, _) => v.iter().collect(),
             ast::GroupByExpr::All(_) => return Err(unsupported("GROUP BY ALL")),
@@ -1196,8 +1248,16 @@ impl<'a> Exec<'a> {
             }
             *aggcx.borrow_mut() = ag;
         }
+        // Window functions read the input rows, or the groups of an aggregate query (their
+        // columns are numbered from AGG_WIN_BASE while aggregates are still being found, then
+        // moved after the aggregate values).
+        const AGG_WIN_BASE: usize = 1 << 40;
         let wincx = RefCell::new(super::window::WinCx {
-            base: input.cols.len(),
+            base: if is_agg {
+                AGG_WIN_BASE
+            } else {
+                input.cols.len()
+            },
             specs: Vec::new(),
             named: s
                 .named_window
@@ -1211,7 +1271,7 @@ impl<'a> Exec<'a> {
         let cx = Cx {
             cols: &input.cols,
             agg: if is_agg { Some(&aggcx) } else { None },
-            win: if is_agg { None } else { Some(&wincx) },
+            win: Some(&wincx),
             clause: "this context",
         };
         let mut per_row = false;
@@ -1232,9 +1292,15 @@ impl<'a> Exec<'a> {
             }
             Err(e) => return Err(e),
         };
+        let having_cx = Cx {
+            cols: cx.cols,
+            agg: cx.agg,
+            win: None,
+            clause: "HAVING",
+        };
         let having = match &s.having {
             Some(h) => Some(coerce(
-                self.bind(h, &cx)?,
+                self.bind(h, &having_cx)?,
                 &DataType::Bool,
                 CastContext::Implicit,
             )?),
@@ -1315,11 +1381,35 @@ impl<'a> Exec<'a> {
         }
         // The rows the projection reads: input rows, or one row per group.
         let mut post_rows = if is_agg {
-            self.aggregate(&input.rows, &aggcx.borrow())?
+            match &gplan {
+                Some(plan) => self.aggregate_sets(&input.rows, &aggcx.borrow(), plan)?,
+                None => self.aggregate(&input.rows, &aggcx.borrow())?,
+            }
         } else {
             input.rows
         };
         let specs = std::mem::take(&mut wincx.borrow_mut().specs);
+        let (exprs, hidden) = if is_agg && !specs.is_empty() {
+            let width = {
+                let ag = aggcx.borrow();
+                ag.group_exprs.len() + ag.aggs.len()
+            };
+            let remap = |e: &Expr| {
+                crate::plan::planner::map_columns(e, &|i| {
+                    if i >= AGG_WIN_BASE {
+                        width + (i - AGG_WIN_BASE)
+                    } else {
+                        i
+                    }
+                })
+            };
+            (
+                exprs.iter().map(remap).collect::<Vec<_>>(),
+                hidden.iter().map(remap).collect::<Vec<_>>(),
+            )
+        } else {
+            (exprs, hidden)
+        };
         if !specs.is_empty() {
             self.compute_windows(&mut post_rows, &specs)?;
         }
@@ -1373,6 +1463,62 @@ impl<'a> Exec<'a> {
             cols: out_cols,
             rows,
         })
+    }
+
+    /// Aggregate once per grouping set: grouping expressions outside the set read as NULL and
+    /// `grouping()` columns as their value for the set; the empty set yields one row even for
+    /// empty input (as a query without GROUP BY).
+    fn aggregate_sets(
+        &self,
+        rows: &[Vec<Value>],
+        ag: &AggCx,
+        plan: &super::grouping::GroupingPlan,
+    ) -> Result<Vec<Vec<Value>>, PgError> {
+        let mut out = Vec::new();
+        for set in &plan.sets {
+            let consts: Vec<Expr> = ag
+                .group_exprs
+                .iter()
+                .enumerate()
+                .map(|(i, e)| {
+                    if i < plan.nflat {
+                        if set.contains(&i) {
+                            e.clone()
+                        } else {
+                            Expr::Const(Value::Null, e.data_type())
+                        }
+                    } else {
+                        Expr::Const(
+                            Value::Int4(plan.call_value(i - plan.nflat, set)),
+                            DataType::Int4,
+                        )
+                    }
+                })
+                .collect();
+            if set.is_empty() {
+                let one = AggCx {
+                    group_ast: Vec::new(),
+                    group_exprs: Vec::new(),
+                    aggs: ag.aggs.clone(),
+                };
+                for r in self.aggregate(rows, &one)? {
+                    let mut row = consts
+                        .iter()
+                        .map(|e| e.eval(&[], &self.cx))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    row.extend(r);
+                    out.push(row);
+                }
+                continue;
+            }
+            let cx = AggCx {
+                group_ast: ag.group_ast.clone(),
+                group_exprs: consts,
+                aggs: ag.aggs.clone(),
+            };
+            out.extend(self.aggregate(rows, &cx)?);
+        }
+        Ok(out)
     }
 
     fn aggregate(&self, rows: &[Vec<Value>], ag: &AggCx) -> Result<Vec<Vec<Value>>, PgError> {
@@ -1461,25 +1607,325 @@ pub(super) fn projection_name(e: &A) -> String {
     proj_name(e)
 }
 
-/// The one-column relation a set-returning function `fname` in FROM yields: named by `alias`
-/// (its first column alias naming the column) or else by the function.
-fn function_rel(
-    fname: &str,
-    alias: Option<&ast::TableAlias>,
-    ty: DataType,
-    rows: Vec<Vec<Value>>,
-) -> Rel {
-    let qual = alias.map_or_else(|| fname.to_string(), |a| normalize_ident(&a.name));
-    let name = alias
-        .and_then(|a| a.columns.first())
-        .map_or_else(|| qual.clone(), |c| normalize_ident(&c.name));
-    Rel {
-        cols: vec![ColInfo {
-            table: Some(qual),
-            name,
-            ty,
-            hidden: false,
-        }],
-        rows,
+fn parse_expr(text: &str) -> Result<A, PgError> {
+    match crate::parser::parse(&format!("SELECT {text}"))?
+        .into_iter()
+        .next()
+    {
+        Some(Statement::Sql(ast::Statement::Query(q))) => match *q.body {
+            ast::SetExpr::Select(s) => match s.projection.into_iter().next() {
+                Some(ast::SelectItem::UnnamedExpr(e)) => Ok(e),
+                _ => Err(err(SqlState::InternalError, "bad generated expression")),
+            },
+            _ => Err(err(SqlState::InternalError, "bad generated expression")),
+        },
+        _ => Err(err(SqlState::InternalError, "bad generated expression")),
+    }
+}
+
+/// A recursive CTE with `SEARCH {DEPTH | BREADTH} FIRST BY cols SET ordercol` (marked by the
+/// parser as an extra column `"pgxc_search mode cols ordercol"`): the CTE with the ordering
+/// column computed by its terms. Depth first: the array of the BY values along the path (root
+/// first); breadth first: `[depth, BY values...]`. Sorting by the column gives PostgreSQL's
+/// order (its value prints as an array rather than PostgreSQL's record form).
+///
+/// Errors: 42703 for a BY column the CTE does not have; 42P19 for a non-UNION form.
+fn search_clause(cte: &ast::Cte, name: &str) -> Result<Option<ast::Cte>, PgError> {
+    let prefix = format!("{} ", crate::parser::CTE_SEARCH);
+    let Some(marker) = cte
+        .alias
+        .columns
+        .last()
+        .map(|c| c.name.value.clone())
+        .filter(|v| v.starts_with(&prefix))
+    else {
+        return Ok(None);
+    };
+    let parts: Vec<&str> = marker.split(' ').collect();
+    let [_, mode, by, set] = parts.as_slice() else {
+        return Ok(None);
+    };
+    let mut cte = cte.clone();
+    cte.alias.columns.pop();
+    let ast::SetExpr::SetOperation { left, right, .. } = cte.query.body.as_mut() else {
+        return Err(err(
+            SqlState::InvalidRecursion,
+            format!(
+                "with a SEARCH or CYCLE clause, the recursive query \"{name}\" must be a UNION"
+            ),
+        ));
+    };
+    let (ast::SetExpr::Select(l), ast::SetExpr::Select(r)) = (left.as_mut(), right.as_mut()) else {
+        return Err(unsupported("SEARCH over this recursive query form"));
+    };
+    let names: Vec<String> = if cte.alias.columns.is_empty() {
+        l.projection
+            .iter()
+            .map(|p| match p {
+                ast::SelectItem::ExprWithAlias { alias, .. } => normalize_ident(alias),
+                ast::SelectItem::UnnamedExpr(e) => proj_name(e),
+                _ => String::new(),
+            })
+            .collect()
+    } else {
+        cte.alias
+            .columns
+            .iter()
+            .map(|c| normalize_ident(&c.name))
+            .collect()
+    };
+    let item = |sel: &ast::Select, k: usize| -> Option<String> {
+        match sel.projection.get(k)? {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                Some(format!("({e})"))
+            }
+            _ => None,
+        }
+    };
+    let mut lv = Vec::new();
+    let mut rv = Vec::new();
+    for b in by.split(',') {
+        let k = names.iter().position(|n| n == b).ok_or_else(|| {
+            err(
+                SqlState::UndefinedColumn,
+                format!("search column \"{b}\" not in WITH query column list"),
+            )
+        })?;
+        lv.push(item(l, k).ok_or_else(|| unsupported("SEARCH over a * select list"))?);
+        rv.push(item(r, k).ok_or_else(|| unsupported("SEARCH over a * select list"))?);
+    }
+    // The recursive term's reference to the CTE.
+    let mut qual = None;
+    for twj in &r.from {
+        for tf in std::iter::once(&twj.relation).chain(twj.joins.iter().map(|j| &j.relation)) {
+            if let ast::TableFactor::Table { name: n, alias, .. } = tf {
+                if object_name(n).last().is_some_and(|x| x == name) {
+                    qual = Some(match alias {
+                        Some(a) => normalize_ident(&a.name),
+                        None => name.to_string(),
+                    });
+                }
+            }
+        }
+    }
+    let qual = qual.ok_or_else(|| unsupported("SEARCH without a recursive reference"))?;
+    let q = format!("\"{qual}\".\"{set}\"");
+    let (le, re) = if *mode == "breadth" {
+        (
+            format!("ARRAY[0, {}]", lv.join(", ")),
+            format!("ARRAY[({q})[1] + 1, {}]", rv.join(", ")),
+        )
+    } else {
+        (
+            format!("ARRAY[{}]", lv.join(", ")),
+            format!("{q} || ARRAY[{}]", rv.join(", ")),
+        )
+    };
+    l.projection
+        .push(ast::SelectItem::UnnamedExpr(parse_expr(&le)?));
+    r.projection
+        .push(ast::SelectItem::UnnamedExpr(parse_expr(&re)?));
+    if cte.alias.columns.is_empty() {
+        cte.alias.columns = names
+            .iter()
+            .map(|n| ast::TableAliasColumnDef {
+                name: ast::Ident::with_quote('"', n.clone()),
+                data_type: None,
+            })
+            .collect();
+    }
+    cte.alias.columns.push(ast::TableAliasColumnDef {
+        name: ast::Ident::with_quote('"', set.to_string()),
+        data_type: None,
+    });
+    Ok(Some(cte))
+}
+
+/// How many times FROM item `tf` reads the relation `name` (aliases ignored).
+fn count_refs(tf: &ast::TableFactor, name: &str) -> usize {
+    match tf {
+        ast::TableFactor::Table {
+            name: n,
+            args: None,
+            ..
+        } => usize::from(object_name(n).last().is_some_and(|x| x == name)),
+        ast::TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => {
+            count_refs(&table_with_joins.relation, name)
+                + table_with_joins
+                    .joins
+                    .iter()
+                    .map(|j| count_refs(&j.relation, name))
+                    .sum::<usize>()
+        }
+        _ => 0,
+    }
+}
+
+/// When `q` only reads the first rows of recursive CTE `name` (`SELECT cols FROM name LIMIT
+/// n [OFFSET m]`, no filter, grouping, ordering or window), how many rows it needs.
+fn recursion_cap(q: &ast::Query, name: &str) -> Option<usize> {
+    if q.order_by.is_some() || q.fetch.is_some() {
+        return None;
+    }
+    let ast::SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    let plain = sel.from.len() == 1
+        && sel.from[0].joins.is_empty()
+        && count_refs(&sel.from[0].relation, name) == 1
+        && sel.selection.is_none()
+        && sel.having.is_none()
+        && sel.distinct.is_none()
+        && matches!(&sel.group_by, ast::GroupByExpr::Expressions(v, _) if v.is_empty())
+        && sel.projection.iter().all(|p| match p {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                !contains_agg(e)
+                    && !has_subquery(e)
+                    && !super::srf::is_srf_call(e)
+                    && !e.to_string().to_ascii_uppercase().contains(" OVER ")
+            }
+            _ => true,
+        });
+    if !plain {
+        return None;
+    }
+    let lit = |e: &A| match e {
+        A::Value(v) => match &v.value {
+            ast::Value::Number(n, _) => n.parse::<usize>().ok(),
+            _ => None,
+        },
+        _ => None,
+    };
+    match &q.limit_clause {
+        Some(ast::LimitClause::LimitOffset {
+            limit: Some(l),
+            offset,
+            ..
+        }) => {
+            let off = match offset {
+                Some(o) => lit(&o.value)?,
+                None => 0,
+            };
+            lit(l).map(|n| n.saturating_add(off))
+        }
+        _ => None,
+    }
+}
+
+/// The names FROM item `tf` makes visible at its query level (tables, aliases, functions; a
+/// join without an alias contributes its members').
+fn from_item_names(tf: &ast::TableFactor, out: &mut Vec<String>) {
+    match tf {
+        ast::TableFactor::Table { name, alias, .. } => out.push(match alias {
+            Some(a) => normalize_ident(&a.name),
+            None => object_name(name).last().cloned().unwrap_or_default(),
+        }),
+        ast::TableFactor::Function { name, alias, .. } => out.push(match alias {
+            Some(a) => normalize_ident(&a.name),
+            None => object_name(name).last().cloned().unwrap_or_default(),
+        }),
+        ast::TableFactor::UNNEST { alias, .. } => out.push(match alias {
+            Some(a) => normalize_ident(&a.name),
+            None => "unnest".into(),
+        }),
+        ast::TableFactor::Derived { alias: Some(a), .. } => out.push(normalize_ident(&a.name)),
+        ast::TableFactor::NestedJoin {
+            table_with_joins,
+            alias,
+        } => match alias {
+            Some(a) => out.push(normalize_ident(&a.name)),
+            None => {
+                from_item_names(&table_with_joins.relation, out);
+                for j in &table_with_joins.joins {
+                    from_item_names(&j.relation, out);
+                }
+            }
+        },
+        _ => {}
+    }
+}
+
+/// PostgreSQL's parse-time checks of a SELECT's FROM list: 42712 when two items of one level
+/// share a name (`FROM t a, u a`, `FROM t, t`), 42P01 when `FOR UPDATE/SHARE OF x` names no
+/// FROM item.
+fn check_from_names(q: &ast::Query) -> Result<(), PgError> {
+    let ast::SetExpr::Select(sel) = q.body.as_ref() else {
+        return Ok(());
+    };
+    let mut names = Vec::new();
+    for twj in &sel.from {
+        from_item_names(&twj.relation, &mut names);
+        for j in &twj.joins {
+            from_item_names(&j.relation, &mut names);
+        }
+    }
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Err(err(
+                SqlState::DuplicateAlias,
+                format!("table name \"{n}\" specified more than once"),
+            ));
+        }
+    }
+    for l in &q.locks {
+        if let Some(of) = &l.of {
+            let n = object_name(of).last().cloned().unwrap_or_default();
+            if !names.contains(&n) {
+                return Err(err(
+                    SqlState::UndefinedTable,
+                    format!("relation \"{n}\" in FOR UPDATE clause not found in FROM clause"),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A stored column default as PostgreSQL displays it (`information_schema.columns`,
+/// `pg_get_expr`): sequence references as `nextval('s'::regclass)`, the schema omitted when it
+/// is `public` (on the search path).
+fn display_default(d: &str) -> String {
+    match d
+        .strip_prefix("nextval('")
+        .and_then(|r| r.strip_suffix("')"))
+    {
+        Some(seq) => format!(
+            "nextval('{}'::regclass)",
+            seq.strip_prefix("public.").unwrap_or(seq)
+        ),
+        None => d.to_string(),
+    }
+}
+
+/// Whether a FROM item may reference earlier FROM items: a LATERAL subquery, or a function
+/// call (implicitly LATERAL in PostgreSQL).
+pub(super) fn is_lateral(tf: &ast::TableFactor) -> bool {
+    match tf {
+        ast::TableFactor::Derived { lateral, .. } => *lateral,
+        ast::TableFactor::Table { args: Some(_), .. }
+        | ast::TableFactor::Function { .. }
+        | ast::TableFactor::UNNEST { .. } => true,
+        ast::TableFactor::NestedJoin {
+            table_with_joins, ..
+        } => {
+            is_lateral(&table_with_joins.relation)
+                || table_with_joins
+                    .joins
+                    .iter()
+                    .any(|j| is_lateral(&j.relation))
+        }
+        _ => false,
+    }
+}
+
+/// A relation's `regclass` text: its name, schema-qualified only when the search path would not
+/// find it first (PostgreSQL's `regclassout`).
+pub(super) fn regclass_name(schema: &str, name: &str, path: &[String]) -> String {
+    if path.first().map(String::as_str) == Some(schema) {
+        name.to_string()
+    } else {
+        format!("{schema}.{name}")
     }
 }

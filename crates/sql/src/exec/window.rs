@@ -1,8 +1,9 @@
 //! Window functions over a materialized input: partitions by hashing the PARTITION BY values,
 //! sorts each partition by ORDER BY, and computes ranking, offset, value and aggregate
 //! functions per row. Frames: the default (RANGE UNBOUNDED PRECEDING to the current row's last
-//! peer, or the whole partition without ORDER BY) and ROWS frames with constant offsets; RANGE
-//! offsets, GROUPS and EXCLUDE are not supported yet (0A000).
+//! peer, or the whole partition without ORDER BY), ROWS and GROUPS frames with constant offsets,
+//! RANGE frames with offsets of the ORDER BY key's type (numbers, intervals for date/time keys),
+//! and EXCLUDE CURRENT ROW / GROUP / TIES / NO OTHERS, as PostgreSQL 11+.
 
 use super::*;
 
@@ -22,12 +23,40 @@ enum WinFn {
     Agg,
 }
 
-#[derive(Clone, Copy, Debug)]
+/// A frame bound: offsets are row/group counts (ROWS, GROUPS) or values of the ORDER BY key's
+/// type (RANGE).
+#[derive(Clone, Debug)]
 enum FrameBound {
     Unbounded,
-    Preceding(i64),
+    Preceding(Value),
     Current,
-    Following(i64),
+    Following(Value),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Units {
+    Rows,
+    Range,
+    Groups,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Exclude {
+    NoOthers,
+    CurrentRow,
+    Group,
+    Ties,
+}
+
+/// An explicit window frame.
+#[derive(Clone, Debug)]
+struct Frame {
+    units: Units,
+    start: FrameBound,
+    end: FrameBound,
+    exclude: Exclude,
+    /// RANGE with offsets: `key + offset` and `key - offset` over the row `[key, offset]`.
+    range_ops: Option<(Expr, Expr)>,
 }
 
 /// One bound window function call.
@@ -37,10 +66,8 @@ pub(super) struct WinSpec {
     args: Vec<Expr>,
     partition: Vec<Expr>,
     order: Vec<(Expr, SortKey)>,
-    /// A ROWS frame; `None` = the default frame.
-    rows_frame: Option<(FrameBound, FrameBound)>,
-    /// RANGE/ROWS UNBOUNDED PRECEDING .. UNBOUNDED FOLLOWING.
-    whole: bool,
+    /// An explicit frame; `None` = the default frame (RANGE UNBOUNDED PRECEDING .. CURRENT ROW).
+    frame: Option<Frame>,
     agg: Option<AggSpec>,
 }
 
@@ -70,26 +97,46 @@ fn win_fn(name: &str) -> Option<WinFn> {
 }
 
 impl<'a> Exec<'a> {
-    fn frame_bound(&self, b: &ast::WindowFrameBound) -> Result<FrameBound, PgError> {
-        let k = |e: &Option<Box<A>>| -> Result<Option<i64>, PgError> {
-            match e {
-                None => Ok(None),
-                Some(x) => {
-                    let v = coerce(
-                        self.bind(x, &Cx::plain(&[]))?,
-                        &DataType::Int8,
-                        CastContext::Assignment,
-                    )?
-                    .eval(&[], &self.cx)?;
-                    match v {
-                        Value::Int8(n) if n >= 0 => Ok(Some(n)),
-                        _ => Err(err(
-                            SqlState::InvalidParameterValue,
-                            "frame offset must not be negative",
-                        )),
-                    }
-                }
+    /// A frame bound; offsets are bound as bigint (ROWS, GROUPS: 22013 if negative) or as
+    /// `offset_ty` (RANGE).
+    fn frame_bound(
+        &self,
+        b: &ast::WindowFrameBound,
+        offset_ty: &DataType,
+    ) -> Result<FrameBound, PgError> {
+        let k = |e: &Option<Box<A>>| -> Result<Option<Value>, PgError> {
+            let Some(x) = e else { return Ok(None) };
+            let v = coerce(
+                self.bind(x, &Cx::plain(&[]))?,
+                offset_ty,
+                CastContext::Assignment,
+            )?
+            .eval(&[], &self.cx)?;
+            let zero = match offset_ty {
+                DataType::Interval => None,
+                DataType::Numeric(_) => Some(Value::Numeric(Numeric::from_i64(0))),
+                DataType::Float4 | DataType::Float8 => Some(Value::Float8(0.0)),
+                _ => Some(Value::Int8(0)),
+            };
+            let negative = v.is_null()
+                || zero
+                    .as_ref()
+                    .is_some_and(|z| compare(&v, z) == Some(Ordering::Less));
+            if negative {
+                return Err(err(
+                    if v.is_null() {
+                        SqlState::NullValueNotAllowed
+                    } else {
+                        SqlState::InvalidPrecedingOrFollowingSize
+                    },
+                    if v.is_null() {
+                        "frame starting offset must not be null"
+                    } else {
+                        "frame starting offset must not be negative"
+                    },
+                ));
             }
+            Ok(Some(v))
         };
         Ok(match b {
             ast::WindowFrameBound::CurrentRow => FrameBound::Current,
@@ -136,38 +183,119 @@ impl<'a> Exec<'a> {
             win: None,
             clause: "window functions",
         };
-        let partition = spec
-            .partition_by
-            .iter()
-            .map(|e| self.bind(e, &inner))
-            .collect::<Result<Vec<_>, _>>()?;
+        // EXCLUDE arrives as a marker first in PARTITION BY (see the parser's rewrite).
+        let mut exclude = Exclude::NoOthers;
+        let mut partition = Vec::new();
+        for e in &spec.partition_by {
+            if let A::Function(pf) = e {
+                if func_name(pf) == crate::parser::FRAME_EXCLUDE {
+                    let what = pf.args.to_string().to_ascii_lowercase();
+                    exclude = if what.contains("current row") {
+                        Exclude::CurrentRow
+                    } else if what.contains("group") {
+                        Exclude::Group
+                    } else if what.contains("ties") {
+                        Exclude::Ties
+                    } else {
+                        Exclude::NoOthers
+                    };
+                    continue;
+                }
+            }
+            partition.push(self.bind(e, &inner)?);
+        }
         let order = spec
             .order_by
             .iter()
             .map(|o| Ok((self.bind(&o.expr, &inner)?, sort_key_of(o, 0))))
             .collect::<Result<Vec<_>, PgError>>()?;
-        let (mut rows_frame, mut whole) = (None, false);
+        let mut frame = None;
         if let Some(fr) = &spec.window_frame {
-            let start = self.frame_bound(&fr.start_bound)?;
+            let units = match fr.units {
+                ast::WindowFrameUnits::Rows => Units::Rows,
+                ast::WindowFrameUnits::Range => Units::Range,
+                ast::WindowFrameUnits::Groups => Units::Groups,
+            };
+            let has_offset = |b: &ast::WindowFrameBound| {
+                matches!(
+                    b,
+                    ast::WindowFrameBound::Preceding(Some(_))
+                        | ast::WindowFrameBound::Following(Some(_))
+                )
+            };
+            let offsets =
+                has_offset(&fr.start_bound) || fr.end_bound.as_ref().is_some_and(has_offset);
+            let mut offset_ty = DataType::Int8;
+            let mut range_ops = None;
+            if units == Units::Range && offsets {
+                if order.len() != 1 {
+                    return Err(err(
+                        SqlState::WindowingError,
+                        "RANGE with offset PRECEDING/FOLLOWING requires exactly one ORDER BY column",
+                    ));
+                }
+                let kt = order[0].0.data_type();
+                offset_ty = match kt.clone() {
+                    DataType::Date
+                    | DataType::Timestamp
+                    | DataType::Timestamptz
+                    | DataType::Time
+                    | DataType::Interval => DataType::Interval,
+                    DataType::Int2 | DataType::Int4 | DataType::Int8 => DataType::Int8,
+                    other => other,
+                };
+                let key = Expr::Column(0, kt.clone());
+                let off = Expr::Column(1, offset_ty.clone());
+                range_ops = Some((
+                    self.binary_expr(BinOp::Add, key.clone(), off.clone())?,
+                    self.binary_expr(BinOp::Sub, key, off)?,
+                ));
+            }
+            if units == Units::Groups && order.is_empty() {
+                return Err(err(
+                    SqlState::WindowingError,
+                    "GROUPS mode requires an ORDER BY clause",
+                ));
+            }
+            let start = self.frame_bound(&fr.start_bound, &offset_ty)?;
             let end = match &fr.end_bound {
-                Some(b) => self.frame_bound(b)?,
+                Some(b) => self.frame_bound(b, &offset_ty)?,
                 None => FrameBound::Current,
             };
-            let start_unb = matches!(
-                (&fr.start_bound, start),
-                (
-                    ast::WindowFrameBound::Preceding(None),
-                    FrameBound::Unbounded
-                )
-            );
-            let end_unb = matches!(&fr.end_bound, Some(ast::WindowFrameBound::Following(None)));
-            match fr.units {
-                ast::WindowFrameUnits::Rows => rows_frame = Some((start, end)),
-                ast::WindowFrameUnits::Range if start_unb && end_unb => whole = true,
-                ast::WindowFrameUnits::Range if start_unb && matches!(end, FrameBound::Current) => {
-                }
-                _ => return Err(unsupported("this window frame")),
+            if matches!(&fr.start_bound, ast::WindowFrameBound::Following(None)) {
+                return Err(err(
+                    SqlState::WindowingError,
+                    "frame start cannot be UNBOUNDED FOLLOWING",
+                ));
             }
+            if matches!(&fr.end_bound, Some(ast::WindowFrameBound::Preceding(None))) {
+                return Err(err(
+                    SqlState::WindowingError,
+                    "frame end cannot be UNBOUNDED PRECEDING",
+                ));
+            }
+            // UNBOUNDED FOLLOWING as an end is kept apart from UNBOUNDED PRECEDING.
+            let end = match (&fr.end_bound, end) {
+                (Some(ast::WindowFrameBound::Following(None)), _) => {
+                    FrameBound::Following(Value::Null)
+                }
+                (_, e) => e,
+            };
+            frame = Some(Frame {
+                units,
+                start,
+                end,
+                exclude,
+                range_ops,
+            });
+        } else if exclude != Exclude::NoOthers {
+            frame = Some(Frame {
+                units: Units::Range,
+                start: FrameBound::Unbounded,
+                end: FrameBound::Current,
+                exclude,
+                range_ops: None,
+            });
         }
         let (wf, agg) = match win_fn(&name) {
             Some(w) => (w, None),
@@ -217,6 +345,18 @@ impl<'a> Exec<'a> {
             WinFn::NthValue => args.len() == 2,
             WinFn::Agg => true,
         };
+        if !arity_ok
+            && matches!(
+                wf,
+                WinFn::Rank | WinFn::DenseRank | WinFn::PercentRank | WinFn::CumeDist
+            )
+        {
+            // With arguments these name PostgreSQL's hypothetical-set aggregates.
+            return Err(err(
+                SqlState::WrongObjectType,
+                format!("OVER is not supported for ordered-set aggregate {name}"),
+            ));
+        }
         if !arity_ok {
             let types: Vec<String> = args.iter().map(|a| a.data_type().name()).collect();
             return Err(err(
@@ -254,11 +394,155 @@ impl<'a> Exec<'a> {
             args,
             partition,
             order,
-            rows_frame,
-            whole,
+            frame,
             agg,
         });
         Ok(Expr::Column(w.base + w.specs.len() - 1, ty))
+    }
+
+    /// The frame of the row at sorted position `p` of a partition of `len` rows: positions in
+    /// order, after EXCLUDE. `first_peer`/`last_peer` delimit peer groups, `dense` numbers
+    /// them from 1, `key` is the (single) ORDER BY value at a position (RANGE offsets).
+    #[allow(clippy::too_many_arguments)]
+    fn frame_positions(
+        &self,
+        spec: &WinSpec,
+        p: usize,
+        len: usize,
+        first_peer: &[usize],
+        last_peer: &[usize],
+        dense: &[i64],
+        key: &dyn Fn(usize) -> Value,
+    ) -> Result<Vec<usize>, PgError> {
+        let last = len as i64 - 1;
+        let Some(fr) = &spec.frame else {
+            let fe = if spec.order.is_empty() {
+                last
+            } else {
+                last_peer[p] as i64
+            };
+            return Ok((0..=fe.max(-1))
+                .filter(|&q| q >= 0)
+                .map(|q| q as usize)
+                .collect());
+        };
+        let count = |v: &Value| -> i64 {
+            match v {
+                Value::Int8(n) => *n,
+                Value::Int4(n) => i64::from(*n),
+                _ => 0,
+            }
+        };
+        // Group boundaries (GROUPS): start position of each group, by group number from 0.
+        let group_of = |q: usize| dense[q] - 1;
+        let ngroups = dense.last().copied().unwrap_or(0);
+        let group_start = |g: i64| -> i64 {
+            if g < 0 {
+                return 0;
+            }
+            (0..len)
+                .find(|&q| group_of(q) == g)
+                .map_or(len as i64, |q| q as i64)
+        };
+        let group_end = |g: i64| -> i64 {
+            if g >= ngroups {
+                return last;
+            }
+            (0..len)
+                .rev()
+                .find(|&q| group_of(q) == g)
+                .map_or(-1, |q| q as i64)
+        };
+        // RANGE: first/last position whose key is at or after/before `b` in sort order.
+        let sk = spec.order.first().map(|(_, k)| (k.desc, k.nulls_first));
+        let range_pos = |off: &Value, preceding: bool, is_start: bool| -> Result<i64, PgError> {
+            let cur = key(p);
+            if cur.is_null() {
+                return Ok(if is_start {
+                    first_peer[p] as i64
+                } else {
+                    last_peer[p] as i64
+                });
+            }
+            let (desc, nf) = sk.unwrap_or((false, false));
+            let Some((add, sub)) = &fr.range_ops else {
+                return Ok(p as i64);
+            };
+            let e = if preceding != desc { sub } else { add };
+            let b = e.eval(&[cur, off.clone()], &self.cx)?;
+            Ok(if is_start {
+                (0..len)
+                    .find(|&q| cmp_nulls(&key(q), &b, desc, nf) != Ordering::Less)
+                    .map_or(len as i64, |q| q as i64)
+            } else {
+                (0..len)
+                    .rev()
+                    .find(|&q| cmp_nulls(&key(q), &b, desc, nf) != Ordering::Greater)
+                    .map_or(-1, |q| q as i64)
+            })
+        };
+        let bound = |b: &FrameBound, is_start: bool| -> Result<i64, PgError> {
+            Ok(match (b, fr.units) {
+                (FrameBound::Unbounded, _) => {
+                    if is_start {
+                        0
+                    } else {
+                        last
+                    }
+                }
+                (FrameBound::Following(Value::Null), _) => last,
+                (FrameBound::Current, Units::Rows) => p as i64,
+                (FrameBound::Current, _) => {
+                    if is_start {
+                        first_peer[p] as i64
+                    } else {
+                        last_peer[p] as i64
+                    }
+                }
+                (FrameBound::Preceding(v), Units::Rows) => p as i64 - count(v),
+                (FrameBound::Following(v), Units::Rows) => p as i64 + count(v),
+                (FrameBound::Preceding(v), Units::Groups) => {
+                    let g = group_of(p) - count(v);
+                    if is_start {
+                        group_start(g.max(0))
+                    } else if g < 0 {
+                        -1
+                    } else {
+                        group_end(g)
+                    }
+                }
+                (FrameBound::Following(v), Units::Groups) => {
+                    let g = group_of(p) + count(v);
+                    if is_start {
+                        if g >= ngroups {
+                            len as i64
+                        } else {
+                            group_start(g)
+                        }
+                    } else {
+                        group_end(g.min(ngroups - 1))
+                    }
+                }
+                (FrameBound::Preceding(v), Units::Range) => range_pos(v, true, is_start)?,
+                (FrameBound::Following(v), Units::Range) => range_pos(v, false, is_start)?,
+            })
+        };
+        let fs = bound(&fr.start, true)?.max(0);
+        let fe = bound(&fr.end, false)?.min(last);
+        let mut out: Vec<usize> = if fs <= fe {
+            (fs as usize..=fe as usize).collect()
+        } else {
+            Vec::new()
+        };
+        match fr.exclude {
+            Exclude::NoOthers => {}
+            Exclude::CurrentRow => out.retain(|&q| q != p),
+            Exclude::Group => out.retain(|&q| q < first_peer[p] || q > last_peer[p]),
+            Exclude::Ties => {
+                out.retain(|&q| q == p || q < first_peer[p] || q > last_peer[p]);
+            }
+        }
+        Ok(out)
     }
 
     /// Append the value of every window function to every row.
@@ -336,32 +620,15 @@ impl<'a> Exec<'a> {
                 let row_at = |p: usize| &rows[idxs[order[p]]];
                 for p in 0..len {
                     let cur = row_at(p);
-                    let (fs, fe): (i64, i64) = if spec.whole {
-                        (0, len as i64 - 1)
-                    } else if let Some((s, e)) = spec.rows_frame {
-                        let pos = |b: FrameBound, is_start: bool| match b {
-                            FrameBound::Unbounded => {
-                                if is_start {
-                                    0
-                                } else {
-                                    len as i64 - 1
-                                }
-                            }
-                            FrameBound::Preceding(k) => p as i64 - k,
-                            FrameBound::Current => p as i64,
-                            FrameBound::Following(k) => p as i64 + k,
-                        };
-                        (pos(s, true).max(0), pos(e, false).min(len as i64 - 1))
-                    } else if spec.order.is_empty() {
-                        (0, len as i64 - 1)
-                    } else {
-                        (0, last_peer[p] as i64)
-                    };
-                    let frame: Vec<usize> = if fs <= fe {
-                        (fs as usize..=fe as usize).collect()
-                    } else {
-                        Vec::new()
-                    };
+                    let frame = self.frame_positions(
+                        spec,
+                        p,
+                        len,
+                        &first_peer,
+                        &last_peer,
+                        &dense,
+                        &|q: usize| keys[order[q]].first().cloned().unwrap_or(Value::Null),
+                    )?;
                     let arg = |k: usize, r: &[Value]| -> Result<Value, PgError> {
                         spec.args
                             .get(k)

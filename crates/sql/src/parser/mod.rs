@@ -17,6 +17,9 @@
 mod cursor;
 mod error;
 mod lexer;
+mod rewrite;
+
+pub(crate) use rewrite::{ARRAY_SET, BETWEEN_SYMMETRIC, CTE_SEARCH, FRAME_EXCLUDE};
 mod utility;
 mod xc;
 
@@ -119,6 +122,14 @@ pub enum Statement {
         sequence: ObjectName,
         if_exists: bool,
         owned_by: Option<ObjectName>,
+    },
+    /// `ALTER SEQUENCE [IF EXISTS] s <options>` (RESTART [WITH n], INCREMENT [BY] n, [NO] MINVALUE,
+    /// [NO] MAXVALUE, START [WITH] n, [NO] CYCLE, CACHE n, OWNED BY ..): the option tokens' values
+    /// (words lower-cased), interpreted by the executor.
+    AlterSequence {
+        sequence: ObjectName,
+        if_exists: bool,
+        options: Vec<String>,
     },
 }
 
@@ -470,7 +481,7 @@ fn parse_one(
         None => match ctx.sqlparser_statements(None) {
             Ok(v) => v.into_iter().map(Statement::Sql).collect(),
             // Forms sqlparser lacks, tried only when it fails.
-            Err(e) => match utility::fallback(&ctx) {
+            Err(e) => match utility::fallback(&ctx).or_else(|| rewrite::fallback(&ctx)) {
                 Some(s) => vec![s],
                 None => return Err(e),
             },

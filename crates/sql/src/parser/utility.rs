@@ -727,6 +727,27 @@ pub(crate) fn do_block(ctx: &StmtCtx<'_>) -> PResult<Statement> {
 /// Statements tried only after sqlparser rejected them.
 pub(crate) fn fallback(ctx: &StmtCtx<'_>) -> Option<Statement> {
     let toks = ctx.toks;
+    // `UPDATE/DELETE ... WHERE CURRENT OF c`: the condition becomes the marker call
+    // `pgxc_current_of('c')`, which the executor resolves to the cursor's current row.
+    let n = toks.len();
+    if n >= 5
+        && (toks[0].is_kw("update") || toks[0].is_kw("delete"))
+        && toks[n - 4].is_kw("where")
+        && toks[n - 3].is_kw("current")
+        && toks[n - 2].is_kw("of")
+    {
+        let text = format!(
+            "{} WHERE pgxc_current_of('{}')",
+            &ctx.sql[ctx.start..toks[n - 4].start],
+            toks[n - 1].value.replace('\'', "''")
+        );
+        let dialect = sqlparser::dialect::PostgreSqlDialect {};
+        let mut v = sqlparser::parser::Parser::new(&dialect)
+            .try_with_sql(&text)
+            .and_then(|mut p| p.parse_statements())
+            .ok()?;
+        return (v.len() == 1).then(|| Statement::Sql(v.remove(0)));
+    }
     if !toks[0].is_kw("alter") {
         return None;
     }
@@ -736,7 +757,12 @@ pub(crate) fn fallback(ctx: &StmtCtx<'_>) -> Option<Statement> {
         let if_exists = c.kws(&["if", "exists"]);
         let sequence = c.object_name().ok()?;
         if !c.kws(&["owned", "by"]) {
-            return None;
+            let options = toks[c.i..].iter().map(|t| t.value.clone()).collect();
+            return Some(Statement::AlterSequence {
+                sequence,
+                if_exists,
+                options,
+            });
         }
         let owned_by = if c.kw("none") {
             None

@@ -40,11 +40,31 @@ pub fn to_binary(v: &Value, ty: &DataType) -> Vec<u8> {
                 }
                 s.into_bytes()
             }
+            DataType::Inet | DataType::Cidr => {
+                // inet_send: family (2 = IPv4, 3 = IPv6), bits, is_cidr, length, address.
+                let cidr = *ty == DataType::Cidr;
+                match super::inet::parse_inet(s, cidr) {
+                    Ok(n) => {
+                        let len = if n.family == 4 { 4 } else { 16 };
+                        let family = if n.family == 4 { 2 } else { 3 };
+                        let mut out = vec![family, n.bits, cidr as u8, len as u8];
+                        out.extend_from_slice(&n.addr[..len]);
+                        out
+                    }
+                    Err(_) => s.as_bytes().to_vec(),
+                }
+            }
             _ => s.as_bytes().to_vec(),
         },
         Value::Bytea(b) => b.clone(),
         Value::Date(d) => d.to_be_bytes().to_vec(),
         Value::Time(t) | Value::Timestamp(t) | Value::Timestamptz(t) => t.to_be_bytes().to_vec(),
+        Value::Timetz(t, off) => {
+            // timetz_send: the time, then the zone in seconds *west* of UTC.
+            let mut out = t.to_be_bytes().to_vec();
+            out.extend_from_slice(&off.wrapping_neg().to_be_bytes());
+            out
+        }
         Value::Interval(iv) => {
             let mut out = Vec::with_capacity(16);
             out.extend_from_slice(&iv.micros.to_be_bytes());
@@ -63,16 +83,28 @@ pub fn to_binary(v: &Value, ty: &DataType) -> Vec<u8> {
         Value::Array(items) => {
             let elem = ty.element().cloned().unwrap_or(DataType::Text);
             let mut out = Vec::new();
-            let has_nulls = items.iter().any(Value::is_null);
-            let ndim: i32 = if items.is_empty() { 0 } else { 1 };
-            out.extend_from_slice(&ndim.to_be_bytes());
+            // A multidimensional array is nested values: send its dimensions and the elements
+            // flattened in row-major order, as array_send.
+            let mut dims = Vec::new();
+            let mut level = items;
+            while !level.is_empty() {
+                dims.push(level.len() as i32);
+                match &level[0] {
+                    Value::Array(inner) => level = inner,
+                    _ => break,
+                }
+            }
+            let mut flat = Vec::new();
+            flatten_array(items, &mut flat);
+            let has_nulls = flat.iter().any(|v| v.is_null());
+            out.extend_from_slice(&(dims.len() as i32).to_be_bytes());
             out.extend_from_slice(&(has_nulls as i32).to_be_bytes());
             out.extend_from_slice(&elem.oid().to_be_bytes());
-            if ndim == 1 {
-                out.extend_from_slice(&(items.len() as i32).to_be_bytes());
+            for d in &dims {
+                out.extend_from_slice(&d.to_be_bytes());
                 out.extend_from_slice(&1i32.to_be_bytes());
             }
-            for it in items {
+            for it in flat {
                 if it.is_null() {
                     out.extend_from_slice(&(-1i32).to_be_bytes());
                 } else {
@@ -82,6 +114,16 @@ pub fn to_binary(v: &Value, ty: &DataType) -> Vec<u8> {
                 }
             }
             out
+        }
+    }
+}
+
+/// The leaf elements of a (possibly nested) array value, in row-major order.
+fn flatten_array<'v>(items: &'v [Value], out: &mut Vec<&'v Value>) {
+    for it in items {
+        match it {
+            Value::Array(inner) => flatten_array(inner, out),
+            v => out.push(v),
         }
     }
 }
@@ -210,7 +252,7 @@ pub fn from_binary(ty: &DataType, bytes: &[u8]) -> Result<Value, PgError> {
         DataType::Bool => Value::Bool(r.arr::<1>()?[0] != 0),
         DataType::Int2 => Value::Int2(r.i16()?),
         DataType::Int4 => Value::Int4(r.i32()?),
-        DataType::Int8 => Value::Int8(r.i64()?),
+        DataType::Int8 | DataType::Money => Value::Int8(r.i64()?),
         DataType::Float4 => Value::Float4(f32::from_be_bytes(r.arr()?)),
         DataType::Float8 => Value::Float8(f64::from_be_bytes(r.arr()?)),
         DataType::Numeric(tm) => {
@@ -220,8 +262,29 @@ pub fn from_binary(ty: &DataType, bytes: &[u8]) -> Result<Value, PgError> {
                 None => n,
             })
         }
-        DataType::Text | DataType::Unknown | DataType::Varchar(None) => {
-            Value::Text(utf8(r.rest())?)
+        DataType::Text
+        | DataType::Unknown
+        | DataType::Varchar(None)
+        | DataType::Name
+        | DataType::QChar => Value::Text(utf8(r.rest())?),
+        DataType::Inet | DataType::Cidr => {
+            let b = r.rest();
+            let cidr = *ty == DataType::Cidr;
+            let bad = || {
+                PgError::new(
+                    SqlState::InvalidBinaryRepresentation,
+                    format!("invalid external \"{}\" value", ty.typname()),
+                )
+            };
+            let (family, bits, len) = match b {
+                [2, bits, _, 4, ..] if b.len() == 8 && *bits <= 32 => (4, *bits, 4),
+                [3, bits, _, 16, ..] if b.len() == 20 && *bits <= 128 => (6, *bits, 16),
+                _ => return Err(bad()),
+            };
+            let mut addr = [0u8; 16];
+            addr[..len].copy_from_slice(&b[4..4 + len]);
+            let n = super::inet::Inet { family, bits, addr };
+            Value::Text(super::inet::format_inet(&n, cidr))
         }
         DataType::Varchar(Some(n)) => Value::Text(check_length(&utf8(r.rest())?, *n, ty)?),
         DataType::Char(n) => {
@@ -258,6 +321,17 @@ pub fn from_binary(ty: &DataType, bytes: &[u8]) -> Result<Value, PgError> {
                 ));
             }
             Value::Time(t)
+        }
+        DataType::Timetz => {
+            let t = r.i64()?;
+            let west = r.i32()?;
+            if !(0..=datetime::USECS_PER_DAY).contains(&t) || !(-57_600..=57_600).contains(&west) {
+                return Err(PgError::new(
+                    SqlState::DatetimeFieldOverflow,
+                    "time out of range",
+                ));
+            }
+            Value::Timetz(t, -west)
         }
         DataType::Timestamp | DataType::Timestamptz => {
             let t = r.i64()?;

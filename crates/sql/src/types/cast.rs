@@ -58,6 +58,11 @@ pub fn cast_context(from: &DataType, to: &DataType) -> Option<CastContext> {
         (T::Timestamptz, T::Timestamp) => Assignment,
         (T::Timestamp | T::Timestamptz, T::Date | T::Time) => Assignment,
         (T::Time, T::Interval) => Implicit,
+        (T::Time, T::Timetz) => Implicit,
+        (T::Cidr, T::Inet) => Implicit,
+        (T::Inet, T::Cidr) => Assignment,
+        (T::Int4 | T::Int8 | T::Numeric(_), T::Money) | (T::Money, T::Numeric(_)) => Assignment,
+        (T::Timetz, T::Time) | (T::Timestamptz, T::Timetz) => Assignment,
         (T::Interval, T::Time) => Assignment,
         (T::Json, T::Jsonb) | (T::Jsonb, T::Json) => Assignment,
         (
@@ -180,6 +185,9 @@ pub fn apply_typmod(v: Value, to: &DataType, explicit: bool) -> Result<Value, Pg
         (Value::Numeric(x), DataType::Numeric(Some((p, s)))) => {
             Value::Numeric(x.apply_typmod(*p, *s)?)
         }
+        (Value::Text(s), DataType::Name | DataType::QChar) => {
+            super::text::parse_text(to, &s, &TimeZone::utc())?
+        }
         (Value::Array(items), DataType::Array(elem)) => Value::Array(
             items
                 .into_iter()
@@ -241,6 +249,22 @@ fn convert(v: Value, from: &DataType, to: &DataType, tz: &TimeZone) -> Result<Va
             }
             other => Value::Text(other.to_text(from, tz)),
         });
+    }
+    match (from, to, &v) {
+        (T::Cidr, T::Inet, Value::Text(s)) => {
+            let n = super::inet::parse_inet(s, true)?;
+            return Ok(Value::Text(super::inet::format_inet(&n, false)));
+        }
+        (T::Inet, T::Cidr, Value::Text(s)) => {
+            // inet → cidr drops the host bits (`network()`).
+            let mut n = super::inet::parse_inet(s, false)?;
+            n.clear_host_bits();
+            return Ok(Value::Text(super::inet::format_inet(&n, true)));
+        }
+        _ => {}
+    }
+    if *from == T::Money || *to == T::Money {
+        return super::money::convert(v, from, to);
     }
     if let (Some(i), true) = (as_i64(&v), to.is_integer()) {
         return int_range(i, to);
@@ -307,6 +331,21 @@ fn convert(v: Value, from: &DataType, to: &DataType, tz: &TimeZone) -> Result<Va
             }
             Value::Time(datetime::utc_to_local(t, tz)?.rem_euclid(USECS_PER_DAY))
         }
+        (Value::Time(t), T::Timetz) => {
+            // time_timetz: the session zone's offset on the transaction's date.
+            let day = tz.now.unwrap_or(0).div_euclid(USECS_PER_DAY);
+            let off = tz.offset_at_local(day.saturating_mul(USECS_PER_DAY).saturating_add(t));
+            Value::Timetz(t, off)
+        }
+        (Value::Timetz(t, _), T::Time) => Value::Time(t),
+        (Value::Timestamptz(t), T::Timetz) => {
+            if t == datetime::TS_NEG_INF || t == datetime::TS_POS_INF {
+                return Ok(Value::Null);
+            }
+            let off = tz.offset_at_utc(t);
+            let local = datetime::utc_to_local(t, tz)?;
+            Value::Timetz(local.rem_euclid(USECS_PER_DAY), off)
+        }
         (Value::Time(t), T::Interval) => Value::Interval(super::Interval {
             months: 0,
             days: 0,
@@ -361,7 +400,7 @@ fn jsonb_scalar(s: &str, to: &DataType) -> Result<Value, PgError> {
                 Value::Numeric(n),
                 &DataType::Numeric(None),
                 to,
-                &TimeZone::Utc,
+                &TimeZone::utc(),
             )
         }
         _ => Err(err()),
@@ -404,6 +443,12 @@ pub fn compare(a: &Value, b: &Value) -> Option<Ordering> {
         (V::Bytea(x), V::Bytea(y)) => x.cmp(y),
         (V::Date(x), V::Date(y)) => x.cmp(y),
         (V::Time(x), V::Time(y)) => x.cmp(y),
+        (V::Timetz(x, xo), V::Timetz(y, yo)) => {
+            // timetz_cmp: by UTC time, then by zone (west of UTC first... as PostgreSQL).
+            let ux = x - *xo as i64 * 1_000_000;
+            let uy = y - *yo as i64 * 1_000_000;
+            ux.cmp(&uy).then_with(|| yo.cmp(xo))
+        }
         (V::Timestamp(x), V::Timestamp(y)) | (V::Timestamptz(x), V::Timestamptz(y)) => x.cmp(y),
         (V::Date(x), V::Timestamp(y)) => datetime::date_to_timestamp(*x).ok()?.cmp(y),
         (V::Timestamp(x), V::Date(y)) => x.cmp(&datetime::date_to_timestamp(*y).ok()?),

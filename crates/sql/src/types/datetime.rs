@@ -6,8 +6,9 @@
 //! microseconds, timestamps `i64::MIN`/`i64::MAX` for ∓infinity. Years are astronomical internally
 //! (1 BC = year 0), as PostgreSQL's `pg_tm`.
 //!
-//! The engine never reads the wall clock: `now`, `today`, `tomorrow` and `yesterday` are rejected
-//! with 0A000 until the session supplies the transaction time.
+//! The engine never reads the wall clock: `now`, `today`, `tomorrow` and `yesterday` read the
+//! transaction start time the session puts in [`DateTimeSettings::now`], and are rejected with 0A000
+//! where there is none. Named time zones come from the tz database compiled into `chrono-tz`.
 
 use pgxc_common::{PgError, SqlState};
 
@@ -43,25 +44,289 @@ const DATE_END: i32 = 2_147_483_494 - POSTGRES_EPOCH_JDATE;
 /// First valid date: Julian day 0.
 const DATE_MIN: i32 = -POSTGRES_EPOCH_JDATE;
 
-/// A session time zone (the `TimeZone` setting).
+/// A time zone: the zone part of the `TimeZone` setting, of a timestamptz input or of `AT TIME ZONE`.
 ///
-/// Only UTC and fixed offsets are supported for now; a tz-database zone will be another variant whose
-/// offsets depend on the instant, which is why every conversion goes through
-/// [`TimeZone::offset_at_utc`] / [`TimeZone::offset_at_local`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
-pub enum TimeZone {
+/// Named zones come from the IANA tz database compiled into the `chrono-tz` crate, never from the
+/// host (`/etc/localtime`, `TZ`), so results are the same on every machine. Every conversion goes
+/// through [`Zone::offset_at_utc`] / [`Zone::offset_at_local`], which follow PostgreSQL's rules for
+/// the local times a daylight-saving transition skips or repeats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Zone {
     /// UTC (also `GMT`, `Z`).
     #[default]
     Utc,
     /// A fixed offset in seconds east of Greenwich (`+02` → 7200).
     Fixed(i32),
+    /// A tz-database zone such as `Europe/Paris`.
+    Named(chrono_tz::Tz),
 }
 
-impl TimeZone {
+/// `DateStyle`'s output format part.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DateFormat {
+    /// `ISO`: `2024-05-07 13:05:00+02`.
+    #[default]
+    Iso,
+    /// `SQL`: `05/07/2024 13:05:00 CEST` (MDY) or `07/05/2024 ...` (DMY).
+    Sql,
+    /// `Postgres`: `Tue May 07 13:05:00 2024 CEST`.
+    Postgres,
+    /// `German`: `07.05.2024 13:05:00 CEST`.
+    German,
+}
+
+/// `DateStyle`'s field order part: how ambiguous input such as `01/02/03` is read and the order
+/// of the SQL/Postgres output formats.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DateOrder {
+    /// Month, day, year (PostgreSQL's default).
+    #[default]
+    Mdy,
+    /// Day, month, year (`European`).
+    Dmy,
+    /// Year, month, day.
+    Ymd,
+}
+
+/// `IntervalStyle`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum IntervalStyle {
+    /// `postgres`: `1 day 02:00:00`.
+    #[default]
+    Postgres,
+    /// `postgres_verbose`: `@ 1 day 2 hours`.
+    PostgresVerbose,
+    /// `sql_standard`: `1 2:00:00`.
+    SqlStandard,
+    /// `iso_8601`: `P1DT2H`.
+    Iso8601,
+}
+
+/// The session settings that text input and output of values depend on: `TimeZone`, `DateStyle`,
+/// `IntervalStyle`, `extra_float_digits`, and the transaction start time that the special inputs
+/// `now`, `today`, `tomorrow` and `yesterday` read (PostgreSQL's `GetCurrentTransactionStartTimestamp`).
+///
+/// The default is a fresh PostgreSQL 15 session as the conformance suite runs it: UTC, `ISO, MDY`,
+/// `postgres`, `extra_float_digits = 1`, and no transaction time (those inputs then fail with
+/// 0A000; the engine never reads the wall clock here).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DateTimeSettings {
+    /// The session zone.
+    pub zone: Zone,
+    /// `DateStyle` output format.
+    pub date_format: DateFormat,
+    /// `DateStyle` field order.
+    pub date_order: DateOrder,
+    /// `IntervalStyle`.
+    pub interval_style: IntervalStyle,
+    /// `extra_float_digits` (-15..=3): > 0 prints floats with the shortest round-trip digits,
+    /// otherwise with `DBL_DIG`/`FLT_DIG` + this many significant digits.
+    pub extra_float_digits: i32,
+    /// The transaction start time (microseconds since 2000-01-01 UTC), when known.
+    pub now: Option<i64>,
+}
+
+impl Default for DateTimeSettings {
+    fn default() -> Self {
+        DateTimeSettings {
+            zone: Zone::Utc,
+            date_format: DateFormat::Iso,
+            date_order: DateOrder::Mdy,
+            interval_style: IntervalStyle::Postgres,
+            extra_float_digits: 1,
+            now: None,
+        }
+    }
+}
+
+/// The name the rest of the engine uses for the value it passes as `tz` to text I/O, casts and
+/// evaluation: the session's [`DateTimeSettings`], of which the time zone is one part.
+pub type TimeZone = DateTimeSettings;
+
+impl DateTimeSettings {
+    /// Default settings in UTC.
+    pub fn utc() -> DateTimeSettings {
+        DateTimeSettings::default()
+    }
+
+    /// Default settings in a fixed zone (seconds east of UTC; 0 is UTC).
+    pub fn fixed(secs_east: i32) -> DateTimeSettings {
+        DateTimeSettings {
+            zone: Zone::from_offset(secs_east),
+            ..DateTimeSettings::default()
+        }
+    }
+
+    /// Default settings in `zone`.
+    pub fn in_zone(zone: Zone) -> DateTimeSettings {
+        DateTimeSettings {
+            zone,
+            ..DateTimeSettings::default()
+        }
+    }
+
+    /// Parse a `TimeZone` setting into default settings in that zone (see [`Zone::from_setting`]).
+    pub fn from_setting(s: &str) -> Result<DateTimeSettings, PgError> {
+        Ok(DateTimeSettings::in_zone(Zone::from_setting(s)?))
+    }
+
+    /// The same settings with the transaction start time `now` (microseconds since 2000-01-01 UTC).
+    pub fn with_now(mut self, now: i64) -> DateTimeSettings {
+        self.now = Some(now);
+        self
+    }
+
+    /// The UTC offset (seconds east) of the session zone at a UTC instant.
+    pub fn offset_at_utc(&self, utc: i64) -> i32 {
+        self.zone.offset_at_utc(utc)
+    }
+
+    /// The UTC offset (seconds east) of the session zone for a local wall-clock time.
+    pub fn offset_at_local(&self, local: i64) -> i32 {
+        self.zone.offset_at_local(local)
+    }
+
+    /// The session zone as `SHOW TimeZone` prints it.
+    pub fn name(&self) -> String {
+        self.zone.name()
+    }
+}
+
+/// Parse a `DateStyle` value (`'ISO, MDY'`, `'SQL, DMY'`, `'German'`, `'European'`, ...) on top of
+/// the current format and order, as PostgreSQL's `check_datestyle`: `German` alone also sets DMY.
+///
+/// Errors: 22023 `invalid value for parameter "DateStyle"` for an unknown word or two conflicting
+/// formats/orders.
+pub fn parse_date_style(
+    s: &str,
+    current: (DateFormat, DateOrder),
+) -> Result<(DateFormat, DateOrder), PgError> {
+    let bad = || {
+        PgError::new(
+            SqlState::InvalidParameterValue,
+            format!("invalid value for parameter \"DateStyle\": \"{s}\""),
+        )
+    };
+    let (mut fmt, mut order) = current;
+    let (mut have_fmt, mut have_order) = (false, false);
+    for tok in s.split([',', ' ']).map(str::trim).filter(|t| !t.is_empty()) {
+        let tok = tok.trim_matches('"').to_ascii_lowercase();
+        let (f, o) = match tok.as_str() {
+            "iso" => (Some(DateFormat::Iso), None),
+            "sql" => (Some(DateFormat::Sql), None),
+            "postgres" => (Some(DateFormat::Postgres), None),
+            "german" => (Some(DateFormat::German), None),
+            "ymd" => (None, Some(DateOrder::Ymd)),
+            "dmy" | "euro" | "european" => (None, Some(DateOrder::Dmy)),
+            "mdy" | "us" | "noneuro" | "noneuropean" => (None, Some(DateOrder::Mdy)),
+            "default" => (Some(DateFormat::Iso), Some(DateOrder::Mdy)),
+            _ => return Err(bad()),
+        };
+        if let Some(f) = f {
+            if have_fmt && f != fmt {
+                return Err(bad());
+            }
+            fmt = f;
+            have_fmt = true;
+            if f == DateFormat::German && !have_order {
+                order = DateOrder::Dmy;
+            }
+        }
+        if let Some(o) = o {
+            if have_order && o != order {
+                return Err(bad());
+            }
+            order = o;
+            have_order = true;
+        }
+    }
+    Ok((fmt, order))
+}
+
+/// `DateStyle` as `SHOW DateStyle` prints it: `ISO, MDY`, `German, DMY`.
+pub fn date_style_name(fmt: DateFormat, order: DateOrder) -> String {
+    let f = match fmt {
+        DateFormat::Iso => "ISO",
+        DateFormat::Sql => "SQL",
+        DateFormat::Postgres => "Postgres",
+        DateFormat::German => "German",
+    };
+    let o = match order {
+        DateOrder::Mdy => "MDY",
+        DateOrder::Dmy => "DMY",
+        DateOrder::Ymd => "YMD",
+    };
+    format!("{f}, {o}")
+}
+
+/// Parse an `IntervalStyle` value. Errors: 22023 for anything but PostgreSQL's four styles.
+pub fn parse_interval_style(s: &str) -> Result<IntervalStyle, PgError> {
+    match s.trim().to_ascii_lowercase().as_str() {
+        "postgres" => Ok(IntervalStyle::Postgres),
+        "postgres_verbose" => Ok(IntervalStyle::PostgresVerbose),
+        "sql_standard" => Ok(IntervalStyle::SqlStandard),
+        "iso_8601" => Ok(IntervalStyle::Iso8601),
+        _ => Err(PgError::new(
+            SqlState::InvalidParameterValue,
+            format!("invalid value for parameter \"IntervalStyle\": \"{s}\""),
+        )),
+    }
+}
+
+/// The name of an `IntervalStyle`, as `SHOW IntervalStyle` prints it.
+pub fn interval_style_name(st: IntervalStyle) -> &'static str {
+    match st {
+        IntervalStyle::Postgres => "postgres",
+        IntervalStyle::PostgresVerbose => "postgres_verbose",
+        IntervalStyle::SqlStandard => "sql_standard",
+        IntervalStyle::Iso8601 => "iso_8601",
+    }
+}
+
+/// Seconds from 1970-01-01 to 2000-01-01.
+const PG_EPOCH_UNIX_SECS: i64 = UNIX_EPOCH_DAYS * 86_400;
+
+/// The last year whose transitions the compiled tz database lists; later instants follow that
+/// year's rules, as PostgreSQL extends a zone with its POSIX rule string.
+const TZ_LAST_LISTED_YEAR: i32 = 2037;
+
+/// Unix seconds at which to ask the tz database for the offset in effect at `utc` (microseconds
+/// since 2000-01-01): `utc` itself, or for instants after [`TZ_LAST_LISTED_YEAR`] the same day of
+/// the latest listed year with the same calendar (weekday of January 1 and leap year), so that
+/// rules like "second Sunday of March" fall on the same dates.
+fn tz_probe_secs(utc: i64) -> i64 {
+    let days = utc.div_euclid(USECS_PER_DAY);
+    let (year, _, _) =
+        j2date((days + POSTGRES_EPOCH_JDATE as i64).clamp(0, i32::MAX as i64) as i32);
+    let mut shifted = utc;
+    if year > TZ_LAST_LISTED_YEAR {
+        let jan1 = |y: i32| date2j(y, 1, 1) as i64;
+        let kind = |y: i32| ((jan1(y) + 1).rem_euclid(7), is_leap(y));
+        let want = kind(year);
+        if let Some(y2) = (TZ_LAST_LISTED_YEAR - 27..=TZ_LAST_LISTED_YEAR)
+            .rev()
+            .find(|y| kind(*y) == want)
+        {
+            shifted = utc - (jan1(year) - jan1(y2)) * USECS_PER_DAY;
+        }
+    }
+    (shifted.div_euclid(USECS_PER_SEC) + PG_EPOCH_UNIX_SECS)
+        .clamp(-8_210_266_876_800, 8_210_266_876_799)
+}
+
+/// A tz-database zone by name, case-insensitively (`america/new_york`), or `None`.
+pub fn named_zone(name: &str) -> Option<chrono_tz::Tz> {
+    chrono_tz::Tz::from_str_insensitive(name.trim()).ok()
+}
+
+impl Zone {
     /// Parse a `SET TIME ZONE` / `TimeZone` value as PostgreSQL does: `UTC`/`GMT`/`Z`; a plain number
-    /// is hours east of UTC (`'+02'`, `'-5.5'`); anything else is POSIX-style, where a positive
-    /// offset is *west* of Greenwich (`'-05:30'` is UTC+05:30, `'<+03>-03'` is UTC+3).
-    pub fn from_setting(s: &str) -> Result<TimeZone, PgError> {
+    /// is hours east of UTC (`'+02'`, `'-5.5'`); a tz-database name (`Europe/Paris`, any case);
+    /// anything else is POSIX-style, where a positive offset is *west* of Greenwich (`'-05:30'` is
+    /// UTC+05:30, `'<+03>-03'` is UTC+3).
+    ///
+    /// Errors: 22023 `invalid value for parameter "TimeZone"`.
+    pub fn from_setting(s: &str) -> Result<Zone, PgError> {
         let bad = || {
             PgError::new(
                 SqlState::InvalidParameterValue,
@@ -74,14 +339,17 @@ impl TimeZone {
             lower.as_str(),
             "utc" | "gmt" | "z" | "zulu" | "etc/utc" | "etc/gmt" | "uct" | "universal"
         ) {
-            return Ok(TimeZone::Utc);
+            return Ok(Zone::Utc);
         }
         if let Ok(h) = t.parse::<f64>() {
             if !h.is_finite() || h.abs() >= 24.0 * 7.0 {
                 return Err(bad());
             }
             let secs = (h * 3600.0).round() as i32;
-            return Ok(TimeZone::from_offset(secs));
+            return Ok(Zone::from_offset(secs));
+        }
+        if let Some(z) = named_zone(t) {
+            return Ok(Zone::Named(z));
         }
         // POSIX: optional abbreviation (letters or <...>), then [+-]hh[:mm[:ss]].
         let rest = if let Some(r) = lower.strip_prefix('<') {
@@ -93,8 +361,6 @@ impl TimeZone {
             lower.trim_start_matches(|c: char| c.is_ascii_alphabetic())
         };
         if rest.is_empty() {
-            // A named zone such as "America/New_York".
-            // TODO(types): tz database. Until then only UTC and fixed offsets exist.
             return Err(bad());
         }
         let (neg, body) = match rest.as_bytes()[0] {
@@ -104,39 +370,107 @@ impl TimeZone {
         };
         let secs = parse_hms_offset(body).ok_or_else(bad)?;
         // POSIX sign: positive is west.
-        Ok(TimeZone::from_offset(if neg { secs } else { -secs }))
+        Ok(Zone::from_offset(if neg { secs } else { -secs }))
     }
 
     /// A zone at a fixed offset (seconds east of UTC); 0 is UTC.
-    pub fn from_offset(secs_east: i32) -> TimeZone {
+    pub fn from_offset(secs_east: i32) -> Zone {
         if secs_east == 0 {
-            TimeZone::Utc
+            Zone::Utc
         } else {
-            TimeZone::Fixed(secs_east)
+            Zone::Fixed(secs_east)
         }
     }
 
     /// The UTC offset (seconds east) in effect at a UTC instant (microseconds since 2000-01-01).
-    pub fn offset_at_utc(&self, _utc: i64) -> i32 {
+    pub fn offset_at_utc(&self, utc: i64) -> i32 {
         match self {
-            TimeZone::Utc => 0,
-            TimeZone::Fixed(s) => *s,
+            Zone::Utc => 0,
+            Zone::Fixed(s) => *s,
+            Zone::Named(tz) => {
+                use chrono::{Offset, TimeZone as _};
+                // chrono covers years ±262143; beyond that the edge offset applies.
+                let secs = tz_probe_secs(utc);
+                match chrono::DateTime::from_timestamp(secs, 0) {
+                    Some(dt) => tz
+                        .offset_from_utc_datetime(&dt.naive_utc())
+                        .fix()
+                        .local_minus_utc(),
+                    None => 0,
+                }
+            }
         }
     }
 
-    /// The UTC offset (seconds east) for a local wall-clock time (microseconds since 2000-01-01).
-    pub fn offset_at_local(&self, _local: i64) -> i32 {
+    /// The UTC offset (seconds east) for a local wall-clock time (microseconds since 2000-01-01),
+    /// as PostgreSQL's `DetermineTimeZoneOffset`: a local time skipped by a spring-forward
+    /// transition is read with the offset before it (02:30 → 03:30 daylight time), a repeated one
+    /// with the offset after it (standard time).
+    pub fn offset_at_local(&self, local: i64) -> i32 {
         match self {
-            TimeZone::Utc => 0,
-            TimeZone::Fixed(s) => *s,
+            Zone::Utc => 0,
+            Zone::Fixed(s) => *s,
+            Zone::Named(_) => {
+                let before = self.offset_at_utc(local.saturating_sub(USECS_PER_DAY));
+                let after = self.offset_at_utc(local.saturating_add(USECS_PER_DAY));
+                let utc_with = |off: i32| local.saturating_sub(off as i64 * USECS_PER_SEC);
+                if before == after {
+                    let off = self.offset_at_utc(utc_with(before));
+                    if off == before {
+                        return before;
+                    }
+                    // A transition and its reversal within two days: take the one that fits.
+                    return off;
+                }
+                let before_ok = self.offset_at_utc(utc_with(before)) == before;
+                let after_ok = self.offset_at_utc(utc_with(after)) == after;
+                match (before_ok, after_ok) {
+                    (true, false) => before,
+                    (false, true) => after,
+                    // Skipped or repeated: prefer the reading with the later UTC instant
+                    // (PostgreSQL's "beforetime > aftertime" rule).
+                    _ => {
+                        if utc_with(before) > utc_with(after) {
+                            before
+                        } else {
+                            after
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// The zone abbreviation in effect at a UTC instant (`CEST`, `EST`, `UTC`), for the SQL,
+    /// Postgres and German DateStyles; a fixed offset prints as its ISO form (`+02`).
+    pub fn abbreviation_at_utc(&self, utc: i64) -> String {
+        match self {
+            Zone::Utc => "UTC".into(),
+            Zone::Fixed(s) => format_offset(*s),
+            Zone::Named(tz) => {
+                use chrono::TimeZone as _;
+                use chrono_tz::OffsetName as _;
+                let secs = tz_probe_secs(utc);
+                match chrono::DateTime::from_timestamp(secs, 0) {
+                    Some(dt) => {
+                        let off = tz.offset_from_utc_datetime(&dt.naive_utc());
+                        match off.abbreviation() {
+                            Some(a) => a.to_string(),
+                            None => format_offset(self.offset_at_utc(utc)),
+                        }
+                    }
+                    None => format_offset(self.offset_at_utc(utc)),
+                }
+            }
         }
     }
 
     /// The setting as `SHOW TimeZone` prints it.
     pub fn name(&self) -> String {
         match self {
-            TimeZone::Utc => "UTC".into(),
-            TimeZone::Fixed(s) => {
+            Zone::Utc => "UTC".into(),
+            Zone::Named(tz) => tz.name().to_string(),
+            Zone::Fixed(s) => {
                 // Shown in POSIX form, like PostgreSQL shows `SET TIME ZONE '-05:30'`.
                 let west = -*s;
                 let sign = if west < 0 { "-" } else { "+" };
@@ -368,17 +702,47 @@ fn push_fraction(out: &mut String, usec: i64) {
 
 /// `date_out` (ISO): `2024-01-31`, `0044-03-15 BC`, `infinity`.
 pub fn format_date(d: i32) -> String {
+    format_date_styled(d, &DateTimeSettings::default())
+}
+
+/// `date_out` in the session's `DateStyle`: `2024-05-07` (ISO), `05/07/2024` (SQL, MDY),
+/// `07/05/2024` (SQL, DMY), `07.05.2024` (German), `05-07-2024` (Postgres, MDY).
+pub fn format_date_styled(d: i32, st: &DateTimeSettings) -> String {
     match d {
         DATE_NEG_INF => "-infinity".into(),
         DATE_POS_INF => "infinity".into(),
         _ => {
             let (y, m, day) = date_to_ymd(d);
             let mut s = String::new();
-            push_year_date(&mut s, y, m, day);
+            push_styled_date(&mut s, y, m, day, st);
             if y <= 0 {
                 s.push_str(" BC");
             }
             s
+        }
+    }
+}
+
+/// The date part of `EncodeDateOnly` / the SQL and German forms of `EncodeDateTime`.
+fn push_styled_date(out: &mut String, y: i32, m: i32, d: i32, st: &DateTimeSettings) {
+    let (yy, _) = bc_year(y);
+    let dmy = st.date_order == DateOrder::Dmy;
+    match st.date_format {
+        DateFormat::Iso => push_year_date(out, y, m, d),
+        DateFormat::Sql => {
+            if dmy {
+                out.push_str(&format!("{d:02}/{m:02}/{yy:04}"));
+            } else {
+                out.push_str(&format!("{m:02}/{d:02}/{yy:04}"));
+            }
+        }
+        DateFormat::German => out.push_str(&format!("{d:02}.{m:02}.{yy:04}")),
+        DateFormat::Postgres => {
+            if dmy {
+                out.push_str(&format!("{d:02}-{m:02}-{yy:04}"));
+            } else {
+                out.push_str(&format!("{m:02}-{d:02}-{yy:04}"));
+            }
         }
     }
 }
@@ -396,38 +760,88 @@ pub fn format_time(t: i64) -> String {
     s
 }
 
+/// `timetz_out`: `12:00:00+02`, `12:00:00-07:30`.
+pub fn format_timetz(t: i64, secs_east: i32) -> String {
+    let mut s = format_time(t);
+    s.push_str(&format_offset(secs_east));
+    s
+}
+
 /// `timestamp_out` (ISO): `2024-01-31 12:34:56.789`.
 pub fn format_timestamp(ts: i64) -> String {
-    format_ts(ts, None)
+    format_ts(ts, None, &DateTimeSettings::default())
 }
 
-/// `timestamptz_out` (ISO) in `tz`: `2024-01-31 12:34:56+00`.
-pub fn format_timestamptz(ts: i64, tz: &TimeZone) -> String {
+/// `timestamp_out` in the session's `DateStyle`.
+pub fn format_timestamp_styled(ts: i64, st: &DateTimeSettings) -> String {
+    format_ts(ts, None, st)
+}
+
+/// `timestamptz_out` in the session zone and `DateStyle`: `2024-01-31 12:34:56+00` (ISO),
+/// `01/31/2024 12:34:56 UTC` (SQL).
+pub fn format_timestamptz(ts: i64, tz: &DateTimeSettings) -> String {
     if ts == TS_NEG_INF || ts == TS_POS_INF {
-        return format_ts(ts, None);
+        return format_ts(ts, None, tz);
     }
     let off = tz.offset_at_utc(ts);
-    format_ts(ts.saturating_add(off as i64 * USECS_PER_SEC), Some(off))
+    let zone = if tz.date_format == DateFormat::Iso {
+        None
+    } else {
+        Some(tz.zone.abbreviation_at_utc(ts))
+    };
+    format_ts(
+        ts.saturating_add(off as i64 * USECS_PER_SEC),
+        Some((off, zone)),
+        tz,
+    )
 }
 
-fn format_ts(ts: i64, off: Option<i32>) -> String {
+const DAY_ABBREVS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const MONTH_ABBREVS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `EncodeDateTime`: `off` is the zone offset and, for the non-ISO styles, its abbreviation.
+fn format_ts(ts: i64, off: Option<(i32, Option<String>)>, st: &DateTimeSettings) -> String {
     match ts {
         TS_NEG_INF => "-infinity".into(),
         TS_POS_INF => "infinity".into(),
         _ => {
             let tm = timestamp_to_tm(ts);
             let mut s = String::new();
-            push_year_date(&mut s, tm.year, tm.month, tm.day);
-            s.push(' ');
-            push_time(
-                &mut s,
-                tm.hour as i64,
-                tm.minute as i64,
-                tm.second as i64,
-                tm.usec as i64,
-            );
-            if let Some(o) = off {
-                s.push_str(&format_offset(o));
+            let clock = |s: &mut String| {
+                push_time(
+                    s,
+                    tm.hour as i64,
+                    tm.minute as i64,
+                    tm.second as i64,
+                    tm.usec as i64,
+                )
+            };
+            if st.date_format == DateFormat::Postgres {
+                let dow = (date2j(tm.year, tm.month, tm.day) + 1).rem_euclid(7) as usize;
+                s.push_str(DAY_ABBREVS[dow]);
+                s.push(' ');
+                let mon = MONTH_ABBREVS[(tm.month - 1).clamp(0, 11) as usize];
+                if st.date_order == DateOrder::Dmy {
+                    s.push_str(&format!("{:02} {mon} ", tm.day));
+                } else {
+                    s.push_str(&format!("{mon} {:02} ", tm.day));
+                }
+                clock(&mut s);
+                s.push_str(&format!(" {:04}", bc_year(tm.year).0));
+            } else {
+                push_styled_date(&mut s, tm.year, tm.month, tm.day, st);
+                s.push(' ');
+                clock(&mut s);
+            }
+            match off {
+                Some((o, None)) => s.push_str(&format_offset(o)),
+                Some((_, Some(abbrev))) => {
+                    s.push(' ');
+                    s.push_str(&abbrev);
+                }
+                None => {}
             }
             if tm.year <= 0 {
                 s.push_str(" BC");
@@ -439,6 +853,162 @@ fn format_ts(ts: i64, off: Option<i32>) -> String {
 
 /// `interval_out` with `IntervalStyle = postgres`: `1 year 2 mons 3 days 04:05:06`, `-1 days +02:00:00`.
 pub fn format_interval(iv: &Interval) -> String {
+    format_interval_styled(iv, IntervalStyle::Postgres)
+}
+
+/// Seconds and fraction as `AppendSeconds`: `05`, `5.25` (`fill` pads whole seconds to 2 digits).
+fn push_seconds(out: &mut String, sec: i64, usec: i64, fill: bool) {
+    if fill {
+        out.push_str(&format!("{:02}", sec.abs()));
+    } else {
+        out.push_str(&sec.abs().to_string());
+    }
+    push_fraction(out, usec);
+}
+
+/// `interval_out` in any `IntervalStyle` (PostgreSQL's `EncodeInterval`).
+pub fn format_interval_styled(iv: &Interval, style: IntervalStyle) -> String {
+    let year = (iv.months / 12) as i64;
+    let mon = (iv.months % 12) as i64;
+    let mday = iv.days as i64;
+    let t = iv.micros;
+    let hour = t / USECS_PER_HOUR;
+    let min = t / USECS_PER_MINUTE % 60;
+    let sec = t / USECS_PER_SEC % 60;
+    let fsec = t % USECS_PER_SEC;
+    match style {
+        IntervalStyle::Postgres => format_interval_postgres(iv),
+        IntervalStyle::SqlStandard => {
+            let has_negative =
+                year < 0 || mon < 0 || mday < 0 || hour < 0 || min < 0 || sec < 0 || fsec < 0;
+            let has_positive =
+                year > 0 || mon > 0 || mday > 0 || hour > 0 || min > 0 || sec > 0 || fsec > 0;
+            let has_year_month = year != 0 || mon != 0;
+            let has_day_time = mday != 0 || hour != 0 || min != 0 || sec != 0 || fsec != 0;
+            let mixed = (has_negative && has_positive) || (has_year_month && has_day_time);
+            let standard = !mixed;
+            let mut out = String::new();
+            let (mut year, mut mon, mut mday, mut hour, mut min) = (year, mon, mday, hour, min);
+            if has_negative && standard {
+                out.push('-');
+                year = -year;
+                mon = -mon;
+                mday = -mday;
+                hour = -hour;
+                min = -min;
+            }
+            if !has_negative && !has_positive {
+                out.push('0');
+            } else if !standard {
+                let ys = if year < 0 || mon < 0 { '-' } else { '+' };
+                let ds = if mday < 0 { '-' } else { '+' };
+                let ss = if hour < 0 || min < 0 || sec < 0 || fsec < 0 {
+                    '-'
+                } else {
+                    '+'
+                };
+                out.push_str(&format!(
+                    "{ys}{}-{} {ds}{} {ss}{}:{:02}:",
+                    year.abs(),
+                    mon.abs(),
+                    mday.abs(),
+                    hour.abs(),
+                    min.abs()
+                ));
+                push_seconds(&mut out, sec, fsec.abs(), true);
+            } else if has_year_month {
+                out.push_str(&format!("{year}-{mon}"));
+            } else if mday != 0 {
+                out.push_str(&format!("{mday} {hour}:{:02}:", min.abs()));
+                push_seconds(&mut out, sec, fsec.abs(), true);
+            } else {
+                out.push_str(&format!("{hour}:{:02}:", min.abs()));
+                push_seconds(&mut out, sec, fsec.abs(), true);
+            }
+            out
+        }
+        IntervalStyle::Iso8601 => {
+            if year == 0 && mon == 0 && mday == 0 && t == 0 {
+                return "PT0S".into();
+            }
+            let mut out = String::from("P");
+            let part = |v: i64, u: char, out: &mut String| {
+                if v != 0 {
+                    out.push_str(&format!("{v}{u}"));
+                }
+            };
+            part(year, 'Y', &mut out);
+            part(mon, 'M', &mut out);
+            part(mday, 'D', &mut out);
+            if t != 0 {
+                out.push('T');
+            }
+            part(hour, 'H', &mut out);
+            part(min, 'M', &mut out);
+            if sec != 0 || fsec != 0 {
+                if sec < 0 || fsec < 0 {
+                    out.push('-');
+                }
+                push_seconds(&mut out, sec, fsec.abs(), false);
+                out.push('S');
+            }
+            out
+        }
+        IntervalStyle::PostgresVerbose => {
+            let mut out = String::from("@");
+            let mut is_zero = true;
+            let mut is_before = false;
+            let mut part = |v: i64, unit: &str, out: &mut String| {
+                if v == 0 {
+                    return;
+                }
+                let mut v = v;
+                if is_zero {
+                    is_before = v < 0;
+                    v = v.abs();
+                } else if is_before {
+                    v = -v;
+                }
+                out.push_str(&format!(" {v} {unit}{}", if v == 1 { "" } else { "s" }));
+                is_zero = false;
+            };
+            part(year, "year", &mut out);
+            part(mon, "mon", &mut out);
+            part(mday, "day", &mut out);
+            part(hour, "hour", &mut out);
+            part(min, "min", &mut out);
+            if sec != 0 || fsec != 0 {
+                out.push(' ');
+                if sec < 0 || (sec == 0 && fsec < 0) {
+                    if is_zero {
+                        is_before = true;
+                    } else if !is_before {
+                        out.push('-');
+                    }
+                } else if is_before {
+                    out.push('-');
+                }
+                push_seconds(&mut out, sec, fsec.abs(), false);
+                out.push_str(if sec.abs() != 1 || fsec != 0 {
+                    " secs"
+                } else {
+                    " sec"
+                });
+                is_zero = false;
+            }
+            if is_zero {
+                out.push_str(" 0");
+            }
+            if is_before {
+                out.push_str(" ago");
+            }
+            out
+        }
+    }
+}
+
+/// `EncodeInterval` for `IntervalStyle = postgres`.
+fn format_interval_postgres(iv: &Interval) -> String {
     let mut out = String::new();
     let mut is_zero = true;
     let mut is_before = false;
@@ -518,9 +1088,13 @@ struct Decoded {
     day: Option<i32>,
     time: Option<(i32, i32, i32, i32)>,
     tz: Option<i32>,
+    /// A tz-database zone named in the input (`2024-06-01 12:00 Europe/Berlin`).
+    named: Option<chrono_tz::Tz>,
     bc: bool,
     ampm: Option<bool>,
     special: Option<Special>,
+    /// The date came from `today`/`tomorrow`/`yesterday` (already astronomical, no BC).
+    relative_date: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -529,6 +1103,8 @@ enum Special {
     NegInf,
     Epoch,
     Allballs,
+    /// `now`: the transaction start time.
+    Now,
 }
 
 const MONTHS: [&str; 12] = [
@@ -572,6 +1148,12 @@ fn is_weekday(w: &str) -> bool {
     DAYS.iter()
         .any(|d| *d == w || (w.len() >= 3 && d.starts_with(w) && w.len() <= 4))
         || matches!(w, "tues" | "wed" | "thur" | "thurs")
+}
+
+/// The UTC offset (seconds east) of a time zone abbreviation (lower case) that PostgreSQL's default
+/// `timezone_abbreviations` knows (`est` → -18000), for a common subset.
+pub fn tz_abbrev_offset(w: &str) -> Option<i32> {
+    tz_abbrev(w)
 }
 
 /// Time zone abbreviations PostgreSQL's default `timezone_abbreviations` knows (a common subset).
@@ -667,8 +1249,9 @@ fn parse_tz_suffix(s: &str) -> Option<i32> {
     Some(if neg { -secs } else { secs })
 }
 
-/// Decode a date/time string into fields. `ty` names the type for error messages.
-fn decode(s: &str, ty: &str) -> Result<Decoded, PgError> {
+/// Decode a date/time string into fields. `ty` names the type for error messages; `st` gives the
+/// field order of ambiguous dates and the transaction time for `now`/`today`/... .
+fn decode(s: &str, ty: &str, st: &DateTimeSettings) -> Result<Decoded, PgError> {
     let lower = s.trim().to_ascii_lowercase();
     let mut d = Decoded::default();
     if lower.is_empty() {
@@ -706,7 +1289,27 @@ fn decode(s: &str, ty: &str) -> Result<Decoded, PgError> {
                 "infinity" => d.special = Some(Special::PosInf),
                 "epoch" => d.special = Some(Special::Epoch),
                 "allballs" => d.special = Some(Special::Allballs),
-                "now" | "today" | "tomorrow" | "yesterday" => return Err(no_clock(&tok)),
+                "now" => {
+                    st.now.ok_or_else(|| no_clock(&tok))?;
+                    d.special = Some(Special::Now);
+                }
+                "today" | "tomorrow" | "yesterday" => {
+                    let now = st.now.ok_or_else(|| no_clock(&tok))?;
+                    if d.year.is_some() || d.month.is_some() || d.day.is_some() {
+                        return Err(syntax(ty, s));
+                    }
+                    let local = now.saturating_add(st.offset_at_utc(now) as i64 * USECS_PER_SEC);
+                    let shift = match tok.as_str() {
+                        "tomorrow" => 1,
+                        "yesterday" => -1,
+                        _ => 0,
+                    };
+                    let (y, m, dd) = date_to_ymd(timestamp_to_date(local).saturating_add(shift));
+                    d.year = Some(y);
+                    d.month = Some(m);
+                    d.day = Some(dd);
+                    d.relative_date = true;
+                }
                 "bc" => d.bc = true,
                 "ad" => {}
                 "am" | "a.m." => d.ampm = Some(false),
@@ -721,20 +1324,19 @@ fn decode(s: &str, ty: &str) -> Result<Decoded, PgError> {
                     } else if is_weekday(w) {
                     } else if let Some(off) = tz_abbrev(w) {
                         d.tz = Some(off);
+                    } else if let Some(z) = named_zone(w) {
+                        d.named = Some(z);
                     } else if let Some(off) = w
                         .strip_prefix("utc")
                         .or_else(|| w.strip_prefix("gmt"))
                         .and_then(parse_tz_suffix)
                     {
                         d.tz = Some(off);
-                    } else if w.contains('/') || w.len() > 1 {
-                        if w.contains('/') {
-                            return Err(PgError::new(
-                                SqlState::FeatureNotSupported,
-                                format!("time zone \"{w}\" is not supported yet (no tz database)"),
-                            ));
-                        }
-                        return Err(syntax(ty, s));
+                    } else if w.contains('/') {
+                        return Err(PgError::new(
+                            SqlState::InvalidParameterValue,
+                            format!("time zone \"{w}\" not recognized"),
+                        ));
                     } else {
                         return Err(syntax(ty, s));
                     }
@@ -815,11 +1417,14 @@ fn decode(s: &str, ty: &str) -> Result<Decoded, PgError> {
                 continue;
             }
             let (a, bb, c) = (num(parts[0])?, num(parts[1])?, num(parts[2])?);
-            if parts[0].len() > 2 || sep == '-' {
+            if parts[0].len() > 2
+                || (sep == '-' && parts[2].len() <= 2)
+                || (st.date_order == DateOrder::Ymd && sep != '.')
+            {
                 d.year = Some(a);
                 d.month = Some(bb);
                 d.day = Some(c);
-            } else if sep == '.' {
+            } else if sep == '.' || st.date_order == DateOrder::Dmy {
                 d.day = Some(a);
                 d.month = Some(bb);
                 d.year = Some(c);
@@ -888,6 +1493,7 @@ fn decode(s: &str, ty: &str) -> Result<Decoded, PgError> {
 fn finish_date(d: &Decoded, s: &str, ty: &str) -> Result<Option<(i32, i32, i32)>, PgError> {
     match (d.year, d.month, d.day) {
         (None, None, None) => Ok(None),
+        (Some(y), Some(m), Some(day)) if d.relative_date => Ok(Some((y, m, day))),
         (Some(y), Some(m), Some(day)) => {
             if y == 0 && d.bc {
                 return Err(field_range(s));
@@ -930,14 +1536,24 @@ fn finish_time(d: &Decoded, s: &str) -> Result<i64, PgError> {
     Ok(t)
 }
 
-/// `date_in`.
+/// `date_in` with the default settings (`ISO, MDY`, no transaction time).
 pub fn parse_date(s: &str) -> Result<i32, PgError> {
-    let d = decode(s, "date")?;
+    parse_date_in(s, &DateTimeSettings::default())
+}
+
+/// `date_in` with the session's `DateStyle` field order and transaction time (for `now`,
+/// `today`, `tomorrow`, `yesterday`, read in the session zone).
+pub fn parse_date_in(s: &str, st: &DateTimeSettings) -> Result<i32, PgError> {
+    let d = decode(s, "date", st)?;
     match d.special {
         Some(Special::PosInf) => return Ok(DATE_POS_INF),
         Some(Special::NegInf) => return Ok(DATE_NEG_INF),
         Some(Special::Epoch) => return Ok(-(UNIX_EPOCH_DAYS as i32)),
         Some(Special::Allballs) => return Err(syntax("date", s)),
+        Some(Special::Now) => {
+            let now = st.now.ok_or_else(|| no_clock("now"))?;
+            return Ok(timestamp_to_date(utc_to_local(now, st)?));
+        }
         None => {}
     }
     let (y, m, day) = finish_date(&d, s, "date")?.ok_or_else(|| syntax("date", s))?;
@@ -968,9 +1584,18 @@ fn ts_range(s: &str) -> PgError {
 
 /// `time_in` (a zone, if given, is ignored as PostgreSQL does).
 pub fn parse_time(s: &str) -> Result<i64, PgError> {
-    let d = decode(s, "time")?;
+    parse_time_in(s, &DateTimeSettings::default())
+}
+
+/// `time_in` with the session's settings (`now` is the local time of the transaction start).
+pub fn parse_time_in(s: &str, st: &DateTimeSettings) -> Result<i64, PgError> {
+    let d = decode(s, "time", st)?;
     match d.special {
         Some(Special::Allballs) => return Ok(0),
+        Some(Special::Now) => {
+            let now = st.now.ok_or_else(|| no_clock("now"))?;
+            return Ok(utc_to_local(now, st)?.rem_euclid(USECS_PER_DAY));
+        }
         Some(_) => return Err(syntax("time", s)),
         None => {}
     }
@@ -981,19 +1606,71 @@ pub fn parse_time(s: &str) -> Result<i64, PgError> {
     finish_time(&d, s)
 }
 
-/// `timestamp_in` (`with_tz` = false) or `timestamptz_in` (true, local times read in `tz`).
-pub fn parse_timestamp(s: &str, with_tz: bool, tz: &TimeZone) -> Result<i64, PgError> {
+/// `timetz_in`: the time of day and its zone offset (seconds east). Without a zone the session
+/// zone's offset applies (at the given date, or at the transaction date/today in UTC terms).
+pub fn parse_timetz_in(s: &str, st: &DateTimeSettings) -> Result<(i64, i32), PgError> {
+    let ty = "time with time zone";
+    let d = decode(s, ty, st)?;
+    let t = match d.special {
+        Some(Special::Allballs) => 0,
+        Some(Special::Now) => {
+            let now = st.now.ok_or_else(|| no_clock("now"))?;
+            let off = st.offset_at_utc(now);
+            let local = now.saturating_add(off as i64 * USECS_PER_SEC);
+            return Ok((local.rem_euclid(USECS_PER_DAY), off));
+        }
+        Some(_) => return Err(syntax(ty, s)),
+        None => {
+            if d.time.is_none() {
+                return Err(syntax(ty, s));
+            }
+            finish_time(&d, s)?
+        }
+    };
+    let date = finish_date(&d, s, ty)?;
+    let off = match (d.tz, d.named) {
+        (Some(o), _) => o,
+        (None, Some(_)) if date.is_none() => {
+            // A tz-database zone's offset depends on the date (PostgreSQL: 22007).
+            return Err(syntax(ty, s));
+        }
+        (None, zone) => {
+            let zone = zone.map(Zone::Named).unwrap_or(st.zone);
+            let day = match date {
+                Some((y, m, dd)) => ymd_to_date(y, m, dd) as i64,
+                None => st
+                    .now
+                    .map(|n| n.div_euclid(USECS_PER_DAY))
+                    .unwrap_or_default(),
+            };
+            zone.offset_at_local(day.saturating_mul(USECS_PER_DAY).saturating_add(t))
+        }
+    };
+    Ok((t, off))
+}
+
+/// `timestamp_in` (`with_tz` = false) or `timestamptz_in` (true, local times read in `tz`), with
+/// the `ISO, MDY` field order and no transaction time unless `tz` carries them.
+pub fn parse_timestamp(s: &str, with_tz: bool, tz: &DateTimeSettings) -> Result<i64, PgError> {
     let ty = if with_tz {
         "timestamp with time zone"
     } else {
         "timestamp"
     };
-    let d = decode(s, ty)?;
+    let d = decode(s, ty, tz)?;
     match d.special {
         Some(Special::PosInf) => return Ok(TS_POS_INF),
         Some(Special::NegInf) => return Ok(TS_NEG_INF),
         Some(Special::Epoch) => return Ok(-UNIX_EPOCH_DAYS * USECS_PER_DAY),
         Some(Special::Allballs) => return Err(syntax(ty, s)),
+        Some(Special::Now) => {
+            let now = tz.now.ok_or_else(|| no_clock("now"))?;
+            return if with_tz {
+                Ok(now)
+            } else {
+                utc_to_local(now, tz)
+            };
+        }
         None => {}
     }
     let (y, m, day) = finish_date(&d, s, ty)?.ok_or_else(|| syntax(ty, s))?;
@@ -1006,9 +1683,10 @@ pub fn parse_timestamp(s: &str, with_tz: bool, tz: &TimeZone) -> Result<i64, PgE
         .and_then(|v| v.checked_add(t))
         .ok_or_else(|| ts_range(s))?;
     let ts = if with_tz {
-        let off = match d.tz {
-            Some(o) => o,
-            None => tz.offset_at_local(local),
+        let off = match (d.tz, d.named) {
+            (Some(o), _) => o,
+            (None, Some(z)) => Zone::Named(z).offset_at_local(local),
+            (None, None) => tz.offset_at_local(local),
         };
         local
             .checked_sub(off as i64 * USECS_PER_SEC)
@@ -2140,13 +2818,131 @@ mod tests {
         let tz = TimeZone::from_setting("-05:30").expect("tz");
         let ts = parse_timestamp("2024-01-01 00:00:00", true, &tz).expect("ts");
         assert_eq!(format_timestamptz(ts, &tz), "2024-01-01 00:00:00+05:30");
-        assert_eq!(TimeZone::from_setting("UTC").expect("tz"), TimeZone::Utc);
+        assert_eq!(Zone::from_setting("UTC").expect("tz"), Zone::Utc);
         assert!(TimeZone::from_setting("Mars/Olympus").is_err());
     }
 
     #[test]
+    fn named_zones_follow_pg15_dst_rules() {
+        // Values from PostgreSQL 15.18 with SET TimeZone = 'America/New_York'.
+        let ny = TimeZone::from_setting("america/new_york").expect("zone");
+        assert_eq!(ny.name(), "America/New_York");
+        let tz = |s: &str| parse_timestamp(s, true, &ny).expect("ts");
+        // Skipped by the spring-forward transition: read with the offset before it.
+        assert_eq!(
+            format_timestamptz(tz("2024-03-10 02:30:00"), &ny),
+            "2024-03-10 03:30:00-04"
+        );
+        // Repeated by the fall-back transition: standard time.
+        assert_eq!(
+            format_timestamptz(tz("2024-11-03 01:30:00"), &ny),
+            "2024-11-03 01:30:00-05"
+        );
+        // `+ 1 day` keeps the wall-clock time across DST, `+ 1 hour` is absolute.
+        let day = parse_interval("1 day").expect("iv");
+        let hour = parse_interval("1 hour").expect("iv");
+        let t = tz("2024-03-10 01:30:00");
+        let plus_day = timestamptz_add_interval(t, &day, &ny).expect("add");
+        let plus_hour = timestamptz_add_interval(t, &hour, &ny).expect("add");
+        assert_eq!(format_timestamptz(plus_day, &ny), "2024-03-11 01:30:00-04");
+        assert_eq!(format_timestamptz(plus_hour, &ny), "2024-03-10 03:30:00-04");
+        // Past the compiled tables the last rules go on (PostgreSQL's POSIX rule); before
+        // standard time, local mean time.
+        let far = tz("2100-07-01 08:00:00");
+        assert_eq!(format_timestamptz(far, &ny), "2100-07-01 08:00:00-04");
+        let lmt = parse_timestamp("1800-07-01 12:00+00", true, &ny).expect("ts");
+        assert_eq!(format_timestamptz(lmt, &ny), "1800-07-01 07:03:58-04:56:02");
+        // A zone named in the input wins over the session zone.
+        let utc = TimeZone::utc();
+        let berlin = parse_timestamp("2024-06-01 12:00 Europe/Berlin", true, &utc).expect("ts");
+        assert_eq!(format_timestamptz(berlin, &utc), "2024-06-01 10:00:00+00");
+        assert!(Zone::from_setting("Mars/Olympus").is_err());
+    }
+
+    #[test]
+    fn date_and_interval_styles_match_pg15() {
+        let mut st = TimeZone::from_setting("America/New_York").expect("zone");
+        let ts = parse_timestamp("2024-07-01 12:00+00", true, &st).expect("ts");
+        let local = parse_timestamp("2024-07-01 12:00:00.5", false, &st).expect("ts");
+        let d = parse_date("2024-07-01").expect("date");
+        let mut set = |style: &str| {
+            let (f, o) = parse_date_style(style, (st.date_format, st.date_order)).expect("style");
+            st.date_format = f;
+            st.date_order = o;
+            (
+                format_timestamptz(ts, &st),
+                format_timestamp_styled(local, &st),
+                format_date_styled(d, &st),
+            )
+        };
+        let r = set("SQL, MDY");
+        assert_eq!(r.0, "07/01/2024 08:00:00 EDT");
+        assert_eq!(r.1, "07/01/2024 12:00:00.5");
+        assert_eq!(r.2, "07/01/2024");
+        let r = set("Postgres, DMY");
+        assert_eq!(r.0, "Mon 01 Jul 08:00:00 2024 EDT");
+        assert_eq!(r.2, "01-07-2024");
+        let r = set("German");
+        assert_eq!(r.1, "01.07.2024 12:00:00.5");
+        assert_eq!(
+            date_style_name(st.date_format, st.date_order),
+            "German, DMY"
+        );
+        // DMY input order.
+        assert_eq!(parse_date_in("01/02/2024", &st), parse_date("2024-02-01"));
+        assert!(parse_date_style("foo", Default::default()).is_err());
+
+        let iv = |s: &str| parse_interval(s).expect("iv");
+        let cases = [
+            (IntervalStyle::SqlStandard, "1 year 2 months", "1-2"),
+            (
+                IntervalStyle::SqlStandard,
+                "-3 days -04:05:06",
+                "-3 4:05:06",
+            ),
+            (
+                IntervalStyle::SqlStandard,
+                "1 year 2 days",
+                "+1-0 +2 +0:00:00",
+            ),
+            (IntervalStyle::SqlStandard, "-00:00:01.5", "-0:00:01.5"),
+            (IntervalStyle::Iso8601, "-1 day +02:00", "P-1DT2H"),
+            (IntervalStyle::Iso8601, "0", "PT0S"),
+            (IntervalStyle::Iso8601, "-00:00:01.5", "PT-1.5S"),
+            (
+                IntervalStyle::PostgresVerbose,
+                "-1 day +02:00",
+                "@ 1 day -2 hours ago",
+            ),
+            (IntervalStyle::PostgresVerbose, "1 second", "@ 1 sec"),
+            (
+                IntervalStyle::PostgresVerbose,
+                "3 days 04:05:06.5",
+                "@ 3 days 4 hours 5 mins 6.5 secs",
+            ),
+        ];
+        for (style, input, want) in cases {
+            assert_eq!(format_interval_styled(&iv(input), style), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn clock_words_read_the_transaction_time() {
+        let now = parse_timestamp("2024-05-07 23:30:00+00", true, &TimeZone::utc()).expect("ts");
+        let st = TimeZone::from_setting("Europe/Paris")
+            .expect("zone")
+            .with_now(now);
+        // 23:30 UTC is already May 8 in Paris.
+        assert_eq!(parse_date_in("today", &st), parse_date("2024-05-08"));
+        assert_eq!(parse_date_in("tomorrow", &st), parse_date("2024-05-09"));
+        assert_eq!(parse_timestamp("now", true, &st).expect("now"), now);
+        let midnight = parse_timestamp("yesterday", true, &st).expect("ts");
+        assert_eq!(format_timestamptz(midnight, &st), "2024-05-07 00:00:00+02");
+    }
+
+    #[test]
     fn clock_words_are_rejected_without_a_clock() {
-        let e = parse_timestamp("now", false, &TimeZone::Utc).unwrap_err();
+        let e = parse_timestamp("now", false, &TimeZone::utc()).unwrap_err();
         assert_eq!(e.code, SqlState::FeatureNotSupported);
     }
 }

@@ -8,7 +8,10 @@
 pub mod binary;
 pub mod cast;
 pub mod datetime;
+pub mod dtfunc;
+pub mod inet;
 pub mod json;
+pub mod money;
 pub mod numeric;
 pub mod regex;
 pub mod text;
@@ -43,12 +46,24 @@ pub enum DataType {
     Varchar(Option<u32>),
     /// `character(n)` / `bpchar` (OID 1042): blank-padded to `n` characters.
     Char(u32),
+    /// `money` (OID 790): cents as [`Value::Int8`].
+    Money,
+    /// `inet` (OID 869): a host address with an optional prefix, as its canonical text.
+    Inet,
+    /// `cidr` (OID 650): a network address, as its canonical text.
+    Cidr,
+    /// `name` (OID 19): an identifier, at most 63 bytes (`NAMEDATALEN - 1`).
+    Name,
+    /// `"char"` (OID 18): a single byte, PostgreSQL's internal one-character type.
+    QChar,
     /// `bytea` (OID 17).
     Bytea,
     /// `date` (OID 1082).
     Date,
     /// `time without time zone` (OID 1083).
     Time,
+    /// `time with time zone` / `timetz` (OID 1266).
+    Timetz,
     /// `timestamp without time zone` (OID 1114).
     Timestamp,
     /// `timestamp with time zone` (OID 1184).
@@ -105,6 +120,9 @@ pub enum Value {
     Date(i32),
     /// time: microseconds since midnight.
     Time(i64),
+    /// timetz: microseconds since midnight (local time) and the zone offset in seconds east of
+    /// UTC (`12:00+02` → `(12 h, 7200)`).
+    Timetz(i64, i32),
     /// timestamp: microseconds since 2000-01-01 00:00:00 (`i64::MIN` / `i64::MAX` = ∓infinity).
     Timestamp(i64),
     /// timestamptz: microseconds since 2000-01-01 00:00:00 UTC (`i64::MIN` / `i64::MAX` = ∓infinity).
@@ -180,9 +198,15 @@ impl DataType {
             DataType::Text => 25,
             DataType::Varchar(_) => 1043,
             DataType::Char(_) => 1042,
+            DataType::Money => 790,
+            DataType::Inet => 869,
+            DataType::Cidr => 650,
+            DataType::Name => 19,
+            DataType::QChar => 18,
             DataType::Bytea => 17,
             DataType::Date => 1082,
             DataType::Time => 1083,
+            DataType::Timetz => 1266,
             DataType::Timestamp => 1114,
             DataType::Timestamptz => 1184,
             DataType::Interval => 1186,
@@ -207,9 +231,15 @@ impl DataType {
             DataType::Text => 1009,
             DataType::Varchar(_) => 1015,
             DataType::Char(_) => 1014,
+            DataType::Money => 791,
+            DataType::Inet => 1041,
+            DataType::Cidr => 651,
+            DataType::Name => 1003,
+            DataType::QChar => 1002,
             DataType::Bytea => 1001,
             DataType::Date => 1182,
             DataType::Time => 1183,
+            DataType::Timetz => 1270,
             DataType::Timestamp => 1115,
             DataType::Timestamptz => 1185,
             DataType::Interval => 1187,
@@ -240,9 +270,15 @@ impl DataType {
             25 => DataType::Text,
             1043 => DataType::Varchar((typmod >= 4).then(|| (typmod - 4) as u32)),
             1042 => DataType::Char(if typmod >= 4 { (typmod - 4) as u32 } else { 1 }),
+            790 => DataType::Money,
+            869 => DataType::Inet,
+            650 => DataType::Cidr,
+            19 => DataType::Name,
+            18 => DataType::QChar,
             17 => DataType::Bytea,
             1082 => DataType::Date,
             1083 => DataType::Time,
+            1266 => DataType::Timetz,
             1114 => DataType::Timestamp,
             1184 => DataType::Timestamptz,
             1186 => DataType::Interval,
@@ -262,9 +298,15 @@ impl DataType {
                     DataType::Text,
                     DataType::Varchar(None),
                     DataType::Char(1),
+                    DataType::Name,
+                    DataType::QChar,
+                    DataType::Money,
+                    DataType::Inet,
+                    DataType::Cidr,
                     DataType::Bytea,
                     DataType::Date,
                     DataType::Time,
+                    DataType::Timetz,
                     DataType::Timestamp,
                     DataType::Timestamptz,
                     DataType::Interval,
@@ -294,14 +336,17 @@ impl DataType {
     /// `pg_type.typlen`: the fixed size in bytes, or -1 for variable-length types (-2 for `unknown`).
     pub fn typlen(&self) -> i16 {
         match self {
-            DataType::Bool => 1,
+            DataType::Bool | DataType::QChar => 1,
+            DataType::Name => 64,
             DataType::Int2 => 2,
             DataType::Int4 | DataType::Float4 | DataType::Date => 4,
             DataType::Int8
             | DataType::Float8
             | DataType::Time
             | DataType::Timestamp
-            | DataType::Timestamptz => 8,
+            | DataType::Timestamptz
+            | DataType::Money => 8,
+            DataType::Timetz => 12,
             DataType::Interval | DataType::Uuid => 16,
             DataType::Unknown => -2,
             _ => -1,
@@ -334,9 +379,15 @@ impl DataType {
             DataType::Text => "text",
             DataType::Varchar(_) => "character varying",
             DataType::Char(_) => "character",
+            DataType::Money => "money",
+            DataType::Inet => "inet",
+            DataType::Cidr => "cidr",
+            DataType::Name => "name",
+            DataType::QChar => "\"char\"",
             DataType::Bytea => "bytea",
             DataType::Date => "date",
             DataType::Time => "time without time zone",
+            DataType::Timetz => "time with time zone",
             DataType::Timestamp => "timestamp without time zone",
             DataType::Timestamptz => "timestamp with time zone",
             DataType::Interval => "interval",
@@ -361,9 +412,15 @@ impl DataType {
             DataType::Text => "text".into(),
             DataType::Varchar(_) => "varchar".into(),
             DataType::Char(_) => "bpchar".into(),
+            DataType::Money => "money".into(),
+            DataType::Inet => "inet".into(),
+            DataType::Cidr => "cidr".into(),
+            DataType::Name => "name".into(),
+            DataType::QChar => "char".into(),
             DataType::Bytea => "bytea".into(),
             DataType::Date => "date".into(),
             DataType::Time => "time".into(),
+            DataType::Timetz => "timetz".into(),
             DataType::Timestamp => "timestamp".into(),
             DataType::Timestamptz => "timestamptz".into(),
             DataType::Interval => "interval".into(),
@@ -498,6 +555,11 @@ impl DataType {
                 Ok(DataType::Char(length("char", Some(1))?.unwrap_or(1)))
             }
             "text" => no_mods(DataType::Text),
+            "name" => no_mods(DataType::Name),
+            "money" => no_mods(DataType::Money),
+            "inet" => no_mods(DataType::Inet),
+            "cidr" => no_mods(DataType::Cidr),
+            "\"char\"" => no_mods(DataType::QChar),
             "bytea" => no_mods(DataType::Bytea),
             "date" => no_mods(DataType::Date),
             "time" | "time without time zone" => precision_ok(DataType::Time, "TIME"),
@@ -507,10 +569,7 @@ impl DataType {
             "timestamptz" | "timestamp with time zone" => {
                 precision_ok(DataType::Timestamptz, "TIMESTAMP")
             }
-            "timetz" | "time with time zone" => Err(PgError::new(
-                SqlState::FeatureNotSupported,
-                "type time with time zone is not supported",
-            )),
+            "timetz" | "time with time zone" => precision_ok(DataType::Timetz, "TIME"),
             "interval" => precision_ok(DataType::Interval, "INTERVAL"),
             "uuid" => no_mods(DataType::Uuid),
             "json" => no_mods(DataType::Json),
@@ -533,14 +592,26 @@ impl DataType {
             | DataType::Float4
             | DataType::Float8
             | DataType::Numeric(_) => TypeCategory::Numeric,
-            DataType::Text | DataType::Varchar(_) | DataType::Char(_) => TypeCategory::String,
-            DataType::Date | DataType::Time | DataType::Timestamp | DataType::Timestamptz => {
-                TypeCategory::DateTime
-            }
+            DataType::Text
+            | DataType::Varchar(_)
+            | DataType::Char(_)
+            | DataType::Name
+            | DataType::QChar => TypeCategory::String,
+            DataType::Date
+            | DataType::Time
+            | DataType::Timetz
+            | DataType::Timestamp
+            | DataType::Timestamptz => TypeCategory::DateTime,
             DataType::Interval => TypeCategory::Timespan,
-            DataType::Bytea | DataType::Uuid | DataType::Json | DataType::Jsonb => {
-                TypeCategory::User
-            }
+            // money is 'N' in PostgreSQL; kept out of the numeric promotions here since the
+            // engine implements no money arithmetic.
+            DataType::Bytea
+            | DataType::Uuid
+            | DataType::Json
+            | DataType::Jsonb
+            | DataType::Money
+            | DataType::Inet
+            | DataType::Cidr => TypeCategory::User,
             DataType::Array(_) => TypeCategory::Array,
             DataType::Unknown => TypeCategory::Unknown,
         }

@@ -17,13 +17,34 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Numeric {
     /// A finite value; its scale is the display scale.
-    Finite(bigdecimal::BigDecimal),
+    Finite(#[serde(with = "decimal_serde")] bigdecimal::BigDecimal),
     /// `NaN`.
     NaN,
     /// `Infinity`.
     PosInf,
     /// `-Infinity`.
     NegInf,
+}
+
+/// Serde for a finite numeric as (digits, scale), so non-self-describing formats (postcard:
+/// plans, aggregate states) round-trip it exactly.
+mod decimal_serde {
+    use std::str::FromStr;
+
+    use bigdecimal::num_bigint::BigInt;
+    use bigdecimal::BigDecimal;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &BigDecimal, s: S) -> Result<S::Ok, S::Error> {
+        let (int, scale) = d.as_bigint_and_exponent();
+        (int.to_string(), scale).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BigDecimal, D::Error> {
+        let (digits, scale) = <(String, i64)>::deserialize(d)?;
+        let int = BigInt::from_str(&digits).map_err(serde::de::Error::custom)?;
+        Ok(BigDecimal::new(int, scale))
+    }
 }
 
 /// `NUMERIC_MAX_DISPLAY_SCALE`.

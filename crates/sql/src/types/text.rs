@@ -27,20 +27,22 @@ impl Value {
             Value::Bool(b) => if *b { "t" } else { "f" }.into(),
             Value::Int2(v) => v.to_string(),
             Value::Int4(v) => v.to_string(),
+            Value::Int8(v) if *ty == DataType::Money => super::money::format_money(*v),
             Value::Int8(v) => v.to_string(),
-            Value::Float4(v) => format_float4(*v),
-            Value::Float8(v) => format_float8(*v),
+            Value::Float4(v) => format_float4_digits(*v, tz.extra_float_digits),
+            Value::Float8(v) => format_float8_digits(*v, tz.extra_float_digits),
             Value::Numeric(n) => n.to_text(),
             Value::Text(s) => match ty {
                 DataType::Char(n) => pad_char(s, *n),
                 _ => s.clone(),
             },
             Value::Bytea(b) => format_bytea(b),
-            Value::Date(d) => datetime::format_date(*d),
+            Value::Date(d) => datetime::format_date_styled(*d, tz),
             Value::Time(t) => datetime::format_time(*t),
-            Value::Timestamp(t) => datetime::format_timestamp(*t),
+            Value::Timetz(t, off) => datetime::format_timetz(*t, *off),
+            Value::Timestamp(t) => datetime::format_timestamp_styled(*t, tz),
             Value::Timestamptz(t) => datetime::format_timestamptz(*t, tz),
-            Value::Interval(iv) => datetime::format_interval(iv),
+            Value::Interval(iv) => datetime::format_interval_styled(iv, tz.interval_style),
             Value::Uuid(u) => format_uuid(u),
             Value::Json(s) | Value::Jsonb(s) => s.clone(),
             Value::Array(elems) => {
@@ -74,6 +76,48 @@ pub fn format_float8(v: f64) -> String {
         &format!("{v}"),
         15,
     )
+}
+
+/// `float8out` for any `extra_float_digits`: > 0 is the shortest round-trip form
+/// ([`format_float8`]), otherwise `%.{15 + extra}g` as PostgreSQL's `float8out_internal`.
+pub fn format_float8_digits(v: f64, extra: i32) -> String {
+    if extra > 0 || v.is_nan() || v.is_infinite() {
+        return format_float8(v);
+    }
+    format_g(v, (15 + extra).max(1) as usize)
+}
+
+/// `float4out` for any `extra_float_digits` (`%.{6 + extra}g` when it is 0 or less).
+pub fn format_float4_digits(v: f32, extra: i32) -> String {
+    if extra > 0 || v.is_nan() || v.is_infinite() {
+        return format_float4(v);
+    }
+    format_g(v as f64, (6 + extra).max(1) as usize)
+}
+
+/// C's `%.{prec}g`: `prec` significant digits, trailing zeros removed, exponent form when the
+/// exponent is < -4 or >= `prec`.
+fn format_g(v: f64, prec: usize) -> String {
+    if v == 0.0 {
+        return if v.is_sign_negative() { "-0" } else { "0" }.into();
+    }
+    let sci = format!("{:.*e}", prec - 1, v);
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let trim = |m: &str| -> String {
+        if m.contains('.') {
+            m.trim_end_matches('0').trim_end_matches('.').to_string()
+        } else {
+            m.to_string()
+        }
+    };
+    if exp < -4 || exp >= prec as i32 {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", trim(mant), exp.unsigned_abs())
+    } else {
+        let decimals = (prec as i32 - 1 - exp).max(0) as usize;
+        trim(&format!("{:.*}", decimals, v))
+    }
 }
 
 /// `float4out` with `extra_float_digits = 1` (exponent form when the exponent is < -4 or >= 6).
@@ -145,6 +189,11 @@ pub fn format_array(elems: &[Value], elem_ty: &DataType, tz: &TimeZone) -> Strin
     for (i, e) in elems.iter().enumerate() {
         if i > 0 {
             s.push(',');
+        }
+        if let Value::Array(inner) = e {
+            // A sub-array of a multidimensional array: `{{1,2},{3,4}}`.
+            s.push_str(&format_array(inner, elem_ty, tz));
+            continue;
         }
         match e.to_text_opt(elem_ty, tz) {
             None => s.push_str("NULL"),
@@ -765,6 +814,75 @@ fn malformed(s: &str) -> PgError {
     )
 }
 
+/// The dimensions of a (possibly nested) array value, outermost first.
+fn array_shape(v: &Value) -> Vec<usize> {
+    match v {
+        Value::Array(items) => {
+            let mut d = vec![items.len()];
+            if let Some(first) = items.first() {
+                d.extend(array_shape(first));
+            }
+            d
+        }
+        _ => Vec::new(),
+    }
+}
+
+/// The sub-array literals of a multidimensional array literal (`{{1,2},{3,4}}` → `{1,2}`,
+/// `{3,4}`), or `None` for a one-dimensional one. Errors: 22P02 when sub-arrays and plain
+/// elements are mixed or braces do not balance.
+fn split_subarrays(s: &str) -> Result<Option<Vec<String>>, PgError> {
+    let t = s.trim_matches(is_pg_space);
+    let Some(inner) = t.strip_prefix('{').and_then(|r| r.strip_suffix('}')) else {
+        return Ok(None);
+    };
+    if !inner.trim_start_matches(is_pg_space).starts_with('{') {
+        return Ok(None);
+    }
+    let mut out = Vec::new();
+    let (mut depth, mut quoted, mut escaped) = (0usize, false, false);
+    let mut cur = String::new();
+    for c in inner.chars() {
+        if escaped {
+            escaped = false;
+            cur.push(c);
+            continue;
+        }
+        match c {
+            '\\' => {
+                escaped = true;
+                cur.push(c);
+            }
+            '"' => {
+                quoted = !quoted;
+                cur.push(c);
+            }
+            '{' if !quoted => {
+                depth += 1;
+                cur.push(c);
+            }
+            '}' if !quoted => {
+                depth = depth.checked_sub(1).ok_or_else(|| malformed(s))?;
+                cur.push(c);
+            }
+            ',' if !quoted && depth == 0 => out.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    if depth != 0 || quoted {
+        return Err(malformed(s));
+    }
+    out.push(cur);
+    let out: Vec<String> = out
+        .into_iter()
+        .map(|p| p.trim_matches(is_pg_space).to_string())
+        .collect();
+    if out.iter().any(|p| !p.starts_with('{') || !p.ends_with('}')) {
+        return Err(malformed(s));
+    }
+    Ok(Some(out))
+}
+
 /// Split a one-dimensional array literal into its elements (`None` = unquoted NULL).
 fn split_array(s: &str) -> Result<Vec<Option<String>>, PgError> {
     let t = s.trim_matches(is_pg_space);
@@ -877,6 +995,9 @@ pub fn parse_text(ty: &DataType, s: &str, tz: &TimeZone) -> Result<Value, PgErro
             Value::Int4(parse_int(s, "integer", i32::MIN as i64, i32::MAX as i64)? as i32)
         }
         DataType::Int8 => Value::Int8(parse_int(s, "bigint", i64::MIN, i64::MAX)?),
+        DataType::Money => Value::Int8(super::money::parse_money(s)?),
+        DataType::Inet => Value::Text(super::inet::canonical(s, false)?),
+        DataType::Cidr => Value::Text(super::inet::canonical(s, true)?),
         DataType::Float4 => Value::Float4(parse_float(s, true)? as f32),
         DataType::Float8 => Value::Float8(parse_float(s, false)?),
         DataType::Numeric(tm) => {
@@ -890,9 +1011,23 @@ pub fn parse_text(ty: &DataType, s: &str, tz: &TimeZone) -> Result<Value, PgErro
         DataType::Varchar(None) => Value::Text(s.to_string()),
         DataType::Varchar(Some(n)) => Value::Text(check_length(s, *n, ty)?),
         DataType::Char(n) => Value::Text(pad_char(&check_length(s, *n, ty)?, *n)),
+        DataType::Name => {
+            // namein: truncated to NAMEDATALEN - 1 bytes, at a character boundary.
+            let mut end = s.len().min(63);
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            Value::Text(s[..end].to_string())
+        }
+        // charin: the first byte (here: character), or empty.
+        DataType::QChar => Value::Text(s.chars().take(1).collect()),
         DataType::Bytea => Value::Bytea(parse_bytea(s)?),
-        DataType::Date => Value::Date(datetime::parse_date(s)?),
-        DataType::Time => Value::Time(datetime::parse_time(s)?),
+        DataType::Date => Value::Date(datetime::parse_date_in(s, tz)?),
+        DataType::Time => Value::Time(datetime::parse_time_in(s, tz)?),
+        DataType::Timetz => {
+            let (t, off) = datetime::parse_timetz_in(s, tz)?;
+            Value::Timetz(t, off)
+        }
         DataType::Timestamp => Value::Timestamp(datetime::parse_timestamp(s, false, tz)?),
         DataType::Timestamptz => Value::Timestamptz(datetime::parse_timestamp(s, true, tz)?),
         DataType::Interval => Value::Interval(datetime::parse_interval(s)?),
@@ -900,6 +1035,21 @@ pub fn parse_text(ty: &DataType, s: &str, tz: &TimeZone) -> Result<Value, PgErro
         DataType::Json => Value::Json(parse_json(s)?),
         DataType::Jsonb => Value::Jsonb(parse_jsonb(s)?),
         DataType::Array(elem) => {
+            if let Some(subs) = split_subarrays(s)? {
+                // A multidimensional array: sub-arrays as nested values, all of one shape.
+                let mut out = Vec::with_capacity(subs.len());
+                for sub in subs {
+                    out.push(parse_text(ty, &sub, tz)?);
+                }
+                let first = array_shape(&out[0]);
+                if out.iter().any(|v| array_shape(v) != first) {
+                    return Err(PgError::new(
+                        SqlState::InvalidTextRepresentation,
+                        format!("malformed array literal: \"{s}\""),
+                    ));
+                }
+                return Ok(Value::Array(out));
+            }
             let parts = split_array(s)?;
             let mut out = Vec::with_capacity(parts.len());
             for p in parts {
@@ -918,7 +1068,7 @@ mod tests {
     use super::*;
 
     fn out(v: Value, ty: DataType) -> String {
-        v.to_text(&ty, &TimeZone::Utc)
+        v.to_text(&ty, &TimeZone::utc())
     }
 
     #[test]
@@ -943,6 +1093,21 @@ mod tests {
     }
 
     #[test]
+    fn multidimensional_arrays_round_trip() {
+        let t = DataType::Array(Box::new(DataType::Int4));
+        let utc = TimeZone::utc();
+        let v = parse_text(&t, "{{1,2},{3,NULL}}", &utc).expect("2-D");
+        assert_eq!(v.to_text(&t, &utc), "{{1,2},{3,NULL}}");
+        let e = parse_text(&t, "{{1,2},{3}}", &utc).unwrap_err();
+        assert_eq!(e.code, SqlState::InvalidTextRepresentation);
+        let e = parse_text(&t, "{{1,2},3}", &utc).unwrap_err();
+        assert_eq!(e.code, SqlState::InvalidTextRepresentation);
+        let s = DataType::Array(Box::new(DataType::Text));
+        let v = parse_text(&s, r#"{{"a,}",b}}"#, &utc).expect("quoted");
+        assert_eq!(v.to_text(&s, &utc), r#"{{"a,}",b}}"#);
+    }
+
+    #[test]
     fn floats_print_like_pg15() {
         let cases: [(f64, &str); 12] = [
             (0.1, "0.1"),
@@ -961,6 +1126,15 @@ mod tests {
         for (v, s) in cases {
             assert_eq!(format_float8(v), s, "{v}");
         }
+        // extra_float_digits <= 0: %.{15 + n}g (values from PostgreSQL 15).
+        assert_eq!(format_float8_digits(0.1 + 0.2, 0), "0.3");
+        assert_eq!(format_float8_digits(1.0 / 3.0, 0), "0.333333333333333");
+        assert_eq!(format_float8_digits(1e-5, 0), "1e-05");
+        assert_eq!(format_float8_digits(1e15, 0), "1e+15");
+        assert_eq!(format_float8_digits(1e14, 0), "100000000000000");
+        assert_eq!(format_float8_digits(1.23456789012345, -3), "1.23456789012");
+        assert_eq!(format_float4_digits(1234567.0, 0), "1.23457e+06");
+        assert_eq!(format_float8_digits(0.1 + 0.2, 1), "0.30000000000000004");
         assert_eq!(format_float4(1234567.0), "1.234567e+06");
         assert_eq!(format_float4(123456.0), "123456");
         assert_eq!(format_float4(0.1), "0.1");
