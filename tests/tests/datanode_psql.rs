@@ -325,3 +325,72 @@ fn psql_loads_queries_and_survives_a_restart() {
     );
     eprintln!("datanode_psql: {:.1?}", started.elapsed());
 }
+
+/// A long statement is cancelled: by `statement_timeout`, and by psql's cancel (SIGINT makes psql send a
+/// CancelRequest with the backend key it got at startup). Both end with 57014 and the session stays usable.
+#[test]
+fn statements_can_be_cancelled() {
+    require_psql();
+    let dn = Datanode::start(unique_dir("cancel"));
+    dn.ok(
+        &[
+            "-c",
+            "CREATE TABLE t AS SELECT g AS x FROM generate_series(1, 3000) g",
+        ],
+        b"",
+    );
+    let slow = "SELECT count(*) FROM t a, t b WHERE a.x + b.x < 0";
+    let started = Instant::now();
+    let (code, _, err) = dn.psql(
+        &[
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            "SET statement_timeout = '300ms'",
+            "-c",
+            slow,
+        ],
+        b"",
+    );
+    assert_ne!(code, 0);
+    assert!(err.contains("57014"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "the timeout did not stop it"
+    );
+    // psql's own cancel: run the slow statement, send SIGINT, expect the cancellation error.
+    let mut child = Command::new("psql")
+        .args(["-X", "-h", "127.0.0.1", "-p", &dn.port.to_string()])
+        .args([
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-v",
+            "VERBOSITY=verbose",
+            "-c",
+            slow,
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("psql");
+    std::thread::sleep(Duration::from_millis(700));
+    let _ = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status();
+    let started = Instant::now();
+    let out = loop {
+        if let Ok(Some(_)) = child.try_wait() {
+            break child.wait_with_output().expect("output");
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "cancel had no effect"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("57014"), "{err}");
+    assert!(dn.ok(&["-c", "SELECT 1"], b"").contains('1'));
+}

@@ -52,6 +52,17 @@ pub enum DnRequest {
         /// The SQL text (fast query shipping sends the client's text unchanged).
         sql: String,
     },
+    /// `COPY ... FROM STDIN` inside the open transaction under `snapshot`: `sql` is the COPY
+    /// statement, `data` the rows of the stream this datanode stores (whole lines, in the
+    /// statement's format). Answered like `Execute`.
+    CopyIn {
+        /// The statement's global snapshot.
+        snapshot: Snapshot,
+        /// The `COPY ... FROM STDIN` text.
+        sql: String,
+        /// The data lines for this node.
+        data: Vec<u8>,
+    },
     /// One-phase commit of the open transaction.
     Commit,
     /// Roll back the open transaction (also ends a read-only one).

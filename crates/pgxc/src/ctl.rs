@@ -1,10 +1,11 @@
-//! `pgxc ctl`: deploy and run a local cluster (XC's pgxc_ctl). Today it runs the GTM part of the default
-//! cluster; coordinators and datanodes join it as they are built.
+//! `pgxc ctl`: deploy and run a local cluster (XC's pgxc_ctl).
 //!
-//! `pgxc ctl up` starts, under `./pgxc-data` (first time: initialises), 3 GTM replicas and 1 GTM proxy as child
-//! processes of this binary on loopback ports from `--base-port`, waits until the GTM group has a leader, prints
-//! where everything listens, stays in the foreground, and stops every child cleanly (SIGTERM, then SIGKILL after
-//! a grace period) on Ctrl-C. Running it again keeps the data.
+//! `pgxc ctl up` starts, under `./pgxc-data` (first time: initialises), 3 GTM replicas, 1 GTM proxy, 2 datanodes
+//! and 2 coordinators as child processes of this binary on loopback ports from `--base-port` (GTM base..base+2,
+//! proxy base+10, datanodes base+20.., coordinators' internal endpoints base+30.., coordinators' client ports
+//! base+100..), waits until each is ready, prints a psql command per coordinator, stays in the foreground, and
+//! stops every child cleanly (SIGTERM, then SIGKILL after a grace period) on Ctrl-C. Running it again keeps the
+//! data.
 
 use crate::ctl_gtm;
 use anyhow::{anyhow, bail, Context, Result};
@@ -19,9 +20,16 @@ pub struct UpArgs {
     /// Where the cluster's data directories and logs live.
     #[arg(long, default_value = "pgxc-data")]
     pub data: PathBuf,
-    /// First port: GTM replicas use base, base+1, base+2; the GTM proxy base+10.
+    /// First port: GTM replicas use base, base+1, base+2; the GTM proxy base+10; datanodes base+20..;
+    /// coordinators base+30.. (internal) and base+100.. (PostgreSQL clients).
     #[arg(long, default_value_t = 6666)]
     pub base_port: u16,
+    /// Number of datanodes.
+    #[arg(long, default_value_t = 2)]
+    pub datanodes: u16,
+    /// Number of coordinators.
+    #[arg(long, default_value_t = 2)]
+    pub coordinators: u16,
     /// Host to listen on (loopback by default).
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
@@ -31,6 +39,7 @@ struct Proc {
     name: String,
     child: Child,
     log: PathBuf,
+    args: Vec<String>,
 }
 
 /// Children are stopped when this is dropped, whatever happened.
@@ -59,8 +68,36 @@ impl Cluster {
             name: name.to_string(),
             child,
             log,
+            args: args.to_vec(),
         });
         Ok(())
+    }
+
+    /// Restart every child that exited (a crashed or killed component comes back with its data, as
+    /// a PostgreSQL postmaster restarts after a crash); returns what was restarted, with the tail of
+    /// each one's log.
+    fn restart_exited(&mut self) -> Result<Vec<String>> {
+        let mut gone = Vec::new();
+        let mut i = 0;
+        while i < self.procs.len() {
+            if let Ok(Some(status)) = self.procs[i].child.try_wait() {
+                let p = self.procs.remove(i);
+                gone.push((p, status));
+            } else {
+                i += 1;
+            }
+        }
+        let mut msgs = Vec::new();
+        for (p, status) in gone {
+            msgs.push(format!(
+                "{} exited ({status}); restarting it. Last lines of {}:\n{}",
+                p.name,
+                p.log.display(),
+                tail(&p.log, 5)
+            ));
+            self.spawn(&p.name, &p.args, p.log.clone())?;
+        }
+        Ok(msgs)
     }
 
     /// A child that exited: its name, status and the tail of its log.
@@ -130,14 +167,28 @@ pub async fn up(args: UpArgs) -> Result<()> {
     let first = !data.exists();
     std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
     let base = args.base_port;
-    if base > u16::MAX - 10 {
-        bail!("--base-port {base} leaves no room for the proxy port (base+10)");
+    if !(1..=9).contains(&args.datanodes) || !(1..=9).contains(&args.coordinators) {
+        bail!("--datanodes and --coordinators must be between 1 and 9");
     }
+    if base > u16::MAX - 110 {
+        bail!("--base-port {base} leaves no room for the coordinators' ports (base+100..)");
+    }
+    let dn_addrs: Vec<(String, String)> = (1..=args.datanodes)
+        .map(|i| (format!("dn{i}"), format!("{}:{}", args.host, base + 19 + i)))
+        .collect();
+    let cn_internal: Vec<(String, String)> = (1..=args.coordinators)
+        .map(|i| (format!("cn{i}"), format!("{}:{}", args.host, base + 29 + i)))
+        .collect();
+    let cn_ports: Vec<u16> = (1..=args.coordinators).map(|i| base + 99 + i).collect();
     let gtm_addrs: Vec<String> = (0..3)
         .map(|i| format!("{}:{}", args.host, base + i))
         .collect();
     let proxy_addr = format!("{}:{}", args.host, base + 10);
-    for port in [base, base + 1, base + 2, base + 10] {
+    let mut ports = vec![base, base + 1, base + 2, base + 10];
+    ports.extend((1..=args.datanodes).map(|i| base + 19 + i));
+    ports.extend((1..=args.coordinators).map(|i| base + 29 + i));
+    ports.extend(cn_ports.iter().copied());
+    for port in ports {
         check_port_free(&args.host, port)?;
     }
     let peers = gtm_addrs
@@ -209,15 +260,66 @@ pub async fn up(args: UpArgs) -> Result<()> {
     ];
     cluster.spawn("gtm-proxy", &proxy_args, data.join("gtm-proxy.log"))?;
     println!("  started GTM proxy on {proxy_addr}");
+    wait_listening(&mut cluster, &proxy_addr, "the GTM proxy").await?;
+    for (name, addr) in &dn_addrs {
+        let a = vec![
+            "datanode".to_string(),
+            "--name".into(),
+            name.clone(),
+            "-D".into(),
+            data.join(name).display().to_string(),
+            "--listen".into(),
+            addr.clone(),
+            "--gtm".into(),
+            proxy_addr.clone(),
+        ];
+        cluster.spawn(name, &a, data.join(format!("{name}.log")))?;
+    }
+    for (name, addr) in &dn_addrs {
+        wait_listening(&mut cluster, addr, name).await?;
+        println!("  started datanode {name} on {addr}");
+    }
+    for (k, (name, internal)) in cn_internal.iter().enumerate() {
+        let mut a = vec![
+            "coordinator".to_string(),
+            "--name".into(),
+            name.clone(),
+            "-D".into(),
+            data.join(name).display().to_string(),
+            "--listen".into(),
+            format!("{}:{}", args.host, cn_ports[k]),
+            "--internal".into(),
+            internal.clone(),
+            "--gtm".into(),
+            gtm_addrs.join(","),
+        ];
+        for (dn, addr) in &dn_addrs {
+            a.push("--datanode".into());
+            a.push(format!("{dn}={addr}"));
+        }
+        for (peer, addr) in cn_internal.iter().filter(|(p, _)| p != name) {
+            a.push("--peer".into());
+            a.push(format!("{peer}={addr}"));
+        }
+        cluster.spawn(name, &a, data.join(format!("{name}.log")))?;
+    }
+    for (k, (name, _)) in cn_internal.iter().enumerate() {
+        let addr = format!("{}:{}", args.host, cn_ports[k]);
+        wait_listening(&mut cluster, &addr, name).await?;
+        println!("  started coordinator {name} on {addr}");
+    }
     println!();
     println!(
         "GTM:        pgxc gtm-ctl --gtm {} status",
         gtm_addrs.join(",")
     );
     println!("GTM proxy:  {proxy_addr}");
-    println!(
-        "(coordinators and datanodes are not built yet; psql lines will appear here once they are)"
-    );
+    for (k, (name, _)) in cn_internal.iter().enumerate() {
+        println!(
+            "{name}:        psql -h {} -p {} -U postgres postgres",
+            args.host, cn_ports[k]
+        );
+    }
     println!("Press Ctrl-C to stop the cluster.");
     loop {
         tokio::select! {
@@ -225,11 +327,8 @@ pub async fn up(args: UpArgs) -> Result<()> {
             biased;
             _ = crate::serve::shutdown_signal() => break,
             _ = tokio::time::sleep(Duration::from_millis(500)) => {
-                if let Some(e) = cluster.exited() {
-                    eprintln!("{e}");
-                    println!("stopping the cluster");
-                    cluster.stop();
-                    bail!("a component stopped unexpectedly");
+                for m in cluster.restart_exited()? {
+                    eprintln!("{m}");
                 }
             }
         }
@@ -238,4 +337,22 @@ pub async fn up(args: UpArgs) -> Result<()> {
     cluster.stop();
     println!("stopped; data kept in {}", data.display());
     Ok(())
+}
+
+/// Wait until `addr` accepts TCP connections (the component is ready), or fail with its log if it
+/// exits or 60 s pass.
+async fn wait_listening(cluster: &mut Cluster, addr: &str, what: &str) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(e) = cluster.exited() {
+            bail!("{e}");
+        }
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("{what} did not start listening on {addr} within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -1,35 +1,48 @@
-//! `pgxc datanode --standalone`: one datanode serving PostgreSQL's wire protocol by itself.
+//! `pgxc datanode`: a datanode of a cluster, or (`--standalone`) one serving psql by itself.
 //!
-//! The engine (`pgxc_sql::Engine`, store `datanode.redb` in the data directory, a local GTM) is opened
-//! before the tokio runtime starts, because opening drives storage futures on the engine's own
-//! runtime; connections are then served by `pgxc_wire::serve`, each session on its own thread.
+//! - Cluster mode: the engine (store `datanode.redb` in the data directory) takes every GXID and
+//!   snapshot from the GTM (`--gtm`, a GTM proxy or the replicas), and serves coordinators over the
+//!   coordinator protocol (`pgxc_datanode::server`) on `--listen`.
+//! - `--standalone`: a local GTM, and PostgreSQL's wire protocol on `--listen` (`pgxc_wire`), each
+//!   session on its own thread.
+//!
+//! The engine is opened on a blocking thread: opening drives storage futures on the engine's own
+//! runtime, and in cluster mode it asks the GTM for GXIDs synchronously.
 
 use anyhow::{bail, Context, Result};
+use pgxc_gtm::client::{ClientOptions, GtmClient};
 use pgxc_storage::Disk;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// `pgxc datanode` options.
 #[derive(clap::Args, Debug)]
 pub struct DatanodeArgs {
-    /// Serve clients directly (no coordinator): the only mode so far.
+    /// Serve PostgreSQL clients directly with a local GTM (no coordinator, no cluster).
     #[arg(long)]
     pub standalone: bool,
     /// Data directory (created on first start).
     #[arg(long, short = 'D')]
     pub data_dir: PathBuf,
-    /// Listen address host:port for PostgreSQL clients.
+    /// Listen address host:port: PostgreSQL clients (`--standalone`) or coordinators.
     #[arg(long, default_value = "127.0.0.1:5432")]
     pub listen: String,
+    /// This datanode's node name (cluster mode).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// GTM addresses host:port, comma separated: a GTM proxy or the replicas (cluster mode).
+    #[arg(long, value_delimiter = ',')]
+    pub gtm: Vec<String>,
 }
 
-/// Run the datanode until Ctrl-C / SIGTERM (the latter ends the process; commits are already durable).
+/// Run the datanode until Ctrl-C / SIGTERM (commits are already durable).
 pub fn run(args: DatanodeArgs) -> Result<()> {
-    if !args.standalone {
-        bail!("only `pgxc datanode --standalone` is implemented so far");
-    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("cannot create {}", args.data_dir.display()))?;
     let disk = Disk::real(&args.data_dir);
+    if !args.standalone {
+        return run_cluster(args, disk);
+    }
     let engine = pgxc_sql::Engine::open(&disk, "datanode.redb")
         .map_err(|e| anyhow::anyhow!("cannot open the datanode store: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -45,11 +58,60 @@ pub fn run(args: DatanodeArgs) -> Result<()> {
             "standalone datanode ready"
         );
         tokio::select! {
+            biased;
+            _ = crate::serve::shutdown_signal() => Ok(()),
             r = pgxc_wire::serve(listener, engine.clone()) => r.context("accept failed"),
-            _ = tokio::signal::ctrl_c() => Ok(()),
         }
     });
     drop(rt);
     drop(engine);
     served
+}
+
+/// Open a cluster node's engine with the GTM as its GXID source (on a blocking thread).
+pub async fn open_cluster_engine(
+    disk: Disk,
+    file: &'static str,
+    gtm: &GtmClient,
+) -> Result<Arc<pgxc_sql::Engine>> {
+    let src = Arc::new(pgxc_datanode::gtm_source::GtmTxnSource::new(gtm.clone()));
+    tokio::task::spawn_blocking(move || pgxc_sql::Engine::open_with(&disk, file, Some(src)))
+        .await?
+        .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))
+}
+
+fn run_cluster(args: DatanodeArgs, disk: Disk) -> Result<()> {
+    let Some(name) = args.name.clone() else {
+        bail!("a datanode of a cluster needs --name (or use --standalone)");
+    };
+    if args.gtm.is_empty() {
+        bail!("a datanode of a cluster needs --gtm host:port[,...] (or use --standalone)");
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async move {
+        let gtm = GtmClient::connect(args.gtm.clone(), ClientOptions::default())
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot reach the GTM at {:?}: {e}", args.gtm))?;
+        let engine = open_cluster_engine(disk, "datanode.redb", &gtm).await?;
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        tracing::info!(
+            %name,
+            listen = %listener.local_addr()?,
+            data_dir = %args.data_dir.display(),
+            "datanode ready"
+        );
+        let keep = engine.clone();
+        let r = tokio::select! {
+            biased;
+            _ = crate::serve::shutdown_signal() => Ok(()),
+            r = pgxc_datanode::server::serve(listener, engine, name) => r.context("accept failed"),
+        };
+        // The engine owns a runtime: its last reference must not be dropped on an async worker.
+        let _ = tokio::task::spawn_blocking(move || drop(keep)).await;
+        r
+    })
 }

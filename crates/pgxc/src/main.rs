@@ -4,9 +4,11 @@
 //! - `pgxc gtm-proxy`: a GTM proxy.
 //! - `pgxc gtm-ctl`: status, promote, transfer-leader, add-member, remove-member.
 //! - `pgxc ctl up`: the default local cluster in the foreground.
-//! - `pgxc datanode --standalone`: a datanode serving the PostgreSQL wire protocol on its own.
+//! - `pgxc datanode`: a datanode of a cluster (or `--standalone`, serving psql on its own).
+//! - `pgxc coordinator`: a coordinator, where applications connect.
 
 mod cmd_gtm;
+mod coordinator;
 mod ctl;
 mod ctl_gtm;
 mod datanode;
@@ -35,9 +37,11 @@ enum Command {
         #[command(subcommand)]
         verb: CtlVerb,
     },
-    /// Run a datanode. For now only `--standalone`: it serves the PostgreSQL wire protocol itself (psql can
-    /// connect directly), with a local GTM and no coordinator.
+    /// Run a datanode of a cluster, serving coordinators; or, with `--standalone`, serving the PostgreSQL
+    /// wire protocol itself (psql connects directly) with a local GTM and no coordinator.
     Datanode(datanode::DatanodeArgs),
+    /// Run a coordinator: PostgreSQL clients connect here.
+    Coordinator(coordinator::CoordinatorArgs),
     /// Operate a GTM group.
     GtmCtl {
         /// GTM addresses (host:port), comma separated.
@@ -148,6 +152,7 @@ fn run() -> Result<()> {
             Command::Ctl {
                 verb: CtlVerb::Up(args),
             } => ctl::up(args).await,
+            Command::Coordinator(args) => coordinator::run(args).await,
             Command::Datanode(_) => unreachable!("handled above"),
         }
     })

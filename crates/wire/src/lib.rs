@@ -28,11 +28,13 @@
 //! under madsim yet.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
 use pgxc_common::{PgError, SqlState};
+use pgxc_sql::engine::CopyOut;
 use pgxc_sql::parser::{self, CopyTarget, Statement};
+use pgxc_sql::types::TimeZone;
 use pgxc_sql::types::{binary, DataType};
 use pgxc_sql::{Engine, QueryResult, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -45,17 +47,108 @@ pub const SERVER_VERSION: &str = "15.0 (pgxc)";
 /// Largest accepted message (PostgreSQL's limit for most messages is 1 GB).
 const MAX_MESSAGE: usize = 1 << 30;
 
+/// What the protocol needs from a session, synchronously on its session thread: the standalone
+/// engine's [`Session`], or a coordinator's session (`pgxc-coordinator`). Every method mirrors
+/// the [`Session`] method of the same name.
+pub trait WireSession: 'static {
+    /// Run a simple-query string (statements in order, stop at the first error).
+    fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError>;
+    /// ReadyForQuery's status byte: `I` idle, `T` in a block, `E` in a failed block.
+    fn transaction_status(&self) -> u8;
+    /// Whether the open block failed.
+    fn in_failed_transaction(&self) -> bool;
+    /// Mark the open block failed (an error outside `execute`, e.g. a CopyFail).
+    fn fail_transaction_block(&mut self);
+    /// The session's time zone, for text output of timestamptz.
+    fn time_zone(&self) -> TimeZone;
+    /// `COPY ... FROM STDIN` with the whole data stream.
+    fn copy_in(&mut self, stmt: &parser::Copy, data: &[u8]) -> Result<QueryResult, PgError>;
+    /// `COPY ... TO STDOUT`.
+    fn copy_out(&mut self, stmt: &parser::Copy) -> Result<CopyOut, PgError>;
+    /// The flag a CancelRequest for this session sets, if the session can be cancelled.
+    fn cancel_flag(&self) -> Option<Arc<AtomicBool>> {
+        None
+    }
+    /// The session's `statement_timeout`, if set (a timer then sets the cancel flag).
+    fn statement_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+}
+
+/// Backend pid → (cancel secret, the session's cancel flag).
+type CancelKeys = std::sync::Mutex<HashMap<i32, (i32, Arc<AtomicBool>)>>;
+
+/// Cancel keys of the connections being served. A CancelRequest naming a pid and its secret sets
+/// the flag; nothing is answered (PostgreSQL).
+fn cancel_keys() -> &'static CancelKeys {
+    static KEYS: std::sync::OnceLock<CancelKeys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(Default::default)
+}
+
+/// Removes a connection's cancel key when the connection ends.
+struct CancelKey(i32);
+
+impl Drop for CancelKey {
+    fn drop(&mut self) {
+        cancel_keys()
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.0);
+    }
+}
+
+impl WireSession for Session {
+    fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError> {
+        Session::execute(self, sql)
+    }
+    fn transaction_status(&self) -> u8 {
+        Session::transaction_status(self)
+    }
+    fn in_failed_transaction(&self) -> bool {
+        Session::in_failed_transaction(self)
+    }
+    fn fail_transaction_block(&mut self) {
+        Session::fail_transaction_block(self)
+    }
+    fn time_zone(&self) -> TimeZone {
+        Session::time_zone(self)
+    }
+    fn copy_in(&mut self, stmt: &parser::Copy, data: &[u8]) -> Result<QueryResult, PgError> {
+        Session::copy_in(self, stmt, data)
+    }
+    fn copy_out(&mut self, stmt: &parser::Copy) -> Result<CopyOut, PgError> {
+        Session::copy_out(self, stmt)
+    }
+    fn cancel_flag(&self) -> Option<Arc<AtomicBool>> {
+        Some(Session::cancel_flag(self))
+    }
+    fn statement_timeout(&self) -> Option<std::time::Duration> {
+        Session::statement_timeout(self)
+    }
+}
+
 /// Serve `engine` on `listener` until the listener fails. Each connection gets its own task and
 /// session thread.
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>) -> std::io::Result<()> {
+    serve_with(listener, move || Ok(engine.session())).await
+}
+
+/// Serve sessions made by `factory` (called on each connection's session thread) on
+/// `listener` until the listener fails.
+pub async fn serve_with<S, F>(listener: TcpListener, factory: F) -> std::io::Result<()>
+where
+    S: WireSession,
+    F: Fn() -> std::io::Result<S> + Send + Sync + 'static,
+{
     static NEXT_PID: AtomicI32 = AtomicI32::new(1);
+    let factory = Arc::new(factory);
     loop {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let engine = Arc::clone(&engine);
+        let factory = Arc::clone(&factory);
         let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, engine, pid).await {
+            if let Err(e) = handle(stream, factory, pid).await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
@@ -65,34 +158,61 @@ pub async fn serve(listener: TcpListener, engine: Arc<Engine>) -> std::io::Resul
 // ---------------------------------------------------------------------------------------------------------
 // The session thread.
 
-type Job = Box<dyn FnOnce(&mut Session) + Send>;
+type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
-/// A handle on one connection's session thread.
-struct SessionThread {
-    tx: std::sync::mpsc::Sender<Job>,
+/// A handle on one connection's session thread: a [`Session`] living on a dedicated OS thread,
+/// fed closures over a channel (the edge adapter between async network tasks and the synchronous
+/// engine). Also used by the datanode's coordinator-protocol server.
+pub struct SessionThread<S = Session> {
+    tx: std::sync::mpsc::Sender<Job<S>>,
 }
 
-impl SessionThread {
-    fn spawn(engine: Arc<Engine>) -> std::io::Result<SessionThread> {
-        let (tx, rx) = std::sync::mpsc::channel::<Job>();
+impl SessionThread<Session> {
+    /// Start the thread with a new session of `engine`. Errors: the OS refused a thread.
+    pub fn spawn(engine: Arc<Engine>) -> std::io::Result<SessionThread<Session>> {
+        SessionThread::spawn_with(move || Ok(engine.session()))
+    }
+}
+
+impl<S: 'static> SessionThread<S> {
+    /// Start the thread with the session `make` builds on it. Errors: the OS refused a thread,
+    /// or `make` failed.
+    pub fn spawn_with(
+        make: impl FnOnce() -> std::io::Result<S> + Send + 'static,
+    ) -> std::io::Result<SessionThread<S>> {
+        let (tx, rx) = std::sync::mpsc::channel::<Job<S>>();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
         std::thread::Builder::new()
             .name("pgxc-session".into())
             .spawn(move || {
-                let mut session = engine.session();
+                let mut session = match make() {
+                    Ok(s) => {
+                        let _ = ready_tx.send(Ok(()));
+                        s
+                    }
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e));
+                        return;
+                    }
+                };
                 while let Ok(job) = rx.recv() {
                     job(&mut session);
                 }
             })?;
+        ready_rx
+            .recv()
+            .map_err(|_| std::io::Error::other("session thread died while starting"))??;
         Ok(SessionThread { tx })
     }
 
-    /// Run `f` on the session thread and wait for its answer.
-    async fn call<R: Send + 'static>(
+    /// Run `f` on the session thread and wait for its answer. Errors: the thread is gone
+    /// (it panicked).
+    pub async fn call<R: Send + 'static>(
         &self,
-        f: impl FnOnce(&mut Session) -> R + Send + 'static,
+        f: impl FnOnce(&mut S) -> R + Send + 'static,
     ) -> std::io::Result<R> {
         let (tx, rx) = oneshot::channel();
-        let job: Job = Box::new(move |s| {
+        let job: Job<S> = Box::new(move |s| {
             let _ = tx.send(f(s));
         });
         self.tx
@@ -189,7 +309,7 @@ fn format_of(formats: &[i16], i: usize) -> i16 {
     }
 }
 
-fn data_rows(out: &mut Vec<u8>, r: &QueryResult, formats: &[i16], session: &Session) {
+fn data_rows<S: WireSession>(out: &mut Vec<u8>, r: &QueryResult, formats: &[i16], session: &S) {
     let tz = session.time_zone();
     for row in &r.rows {
         let mut m = Msg::new(b'D').i16(row.len() as i16);
@@ -210,7 +330,7 @@ fn data_rows(out: &mut Vec<u8>, r: &QueryResult, formats: &[i16], session: &Sess
 }
 
 /// RowDescription (if the result has columns), the rows and CommandComplete of one result.
-fn encode_result(out: &mut Vec<u8>, r: &QueryResult, session: &Session) {
+fn encode_result<S: WireSession>(out: &mut Vec<u8>, r: &QueryResult, session: &S) {
     if !r.columns.is_empty() {
         row_description(out, &r.columns, &[]);
         data_rows(out, r, &[], session);
@@ -315,7 +435,11 @@ struct Portal {
     sent: usize,
 }
 
-async fn handle(stream: TcpStream, engine: Arc<Engine>, pid: i32) -> std::io::Result<()> {
+async fn handle<S, F>(stream: TcpStream, factory: Arc<F>, pid: i32) -> std::io::Result<()>
+where
+    S: WireSession,
+    F: Fn() -> std::io::Result<S> + Send + Sync + 'static,
+{
     let (r, w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut w = BufWriter::new(w);
@@ -336,7 +460,20 @@ async fn handle(stream: TcpStream, engine: Arc<Engine>, pid: i32) -> std::io::Re
                 w.write_all(b"N").await?;
                 w.flush().await?;
             }
-            80877102 => return Ok(()),
+            80877102 => {
+                // CancelRequest: pid and secret; never answered.
+                if body.len() >= 12 {
+                    let pid = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
+                    let key = i32::from_be_bytes([body[8], body[9], body[10], body[11]]);
+                    let keys = cancel_keys().lock().unwrap_or_else(|p| p.into_inner());
+                    if let Some((secret, flag)) = keys.get(&pid) {
+                        if *secret == key {
+                            flag.store(true, Ordering::Relaxed);
+                        }
+                    }
+                }
+                return Ok(());
+            }
             196608 => {
                 let mut b = Body::new(&body[4..]);
                 let mut params = HashMap::new();
@@ -375,7 +512,7 @@ async fn handle(stream: TcpStream, engine: Arc<Engine>, pid: i32) -> std::io::Re
         .cloned()
         .unwrap_or_else(|| "postgres".into());
     let app = params.get("application_name").cloned().unwrap_or_default();
-    let session = SessionThread::spawn(engine)?;
+    let session = SessionThread::spawn_with(move || factory())?;
     if !app.is_empty() {
         let sql = format!("SET application_name = '{}'", app.replace('\'', "''"));
         let _ = session.call(move |s| s.execute(&sql).map(|_| ())).await?;
@@ -399,10 +536,19 @@ async fn handle(stream: TcpStream, engine: Arc<Engine>, pid: i32) -> std::io::Re
     ] {
         Msg::new(b'S').cstr(k).cstr(v).finish(&mut out);
     }
-    Msg::new(b'K')
-        .i32(pid)
-        .i32(pid.wrapping_mul(7919))
-        .finish(&mut out);
+    // The cancel secret: unpredictable, so only this connection's client can cancel it.
+    let secret: i32 = rand::random();
+    let _key = match session.call(|s| s.cancel_flag()).await? {
+        Some(flag) => {
+            cancel_keys()
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(pid, (secret, flag));
+            Some(CancelKey(pid))
+        }
+        None => None,
+    };
+    Msg::new(b'K').i32(pid).i32(secret).finish(&mut out);
     ready(&mut out, b'I');
     w.write_all(&out).await?;
     w.flush().await?;
@@ -427,10 +573,10 @@ async fn handle(stream: TcpStream, engine: Arc<Engine>, pid: i32) -> std::io::Re
     }
 }
 
-struct Conn {
+struct Conn<S> {
     r: Reader,
     w: Writer,
-    session: SessionThread,
+    session: SessionThread<S>,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Portal>,
     /// After an error in the extended protocol, messages are skipped until Sync.
@@ -449,7 +595,7 @@ enum Simple {
     CopyIn(Box<parser::Copy>, usize, bool),
 }
 
-impl Conn {
+impl<S: WireSession> Conn<S> {
     async fn status(&self) -> std::io::Result<u8> {
         self.session.call(|s| s.transaction_status()).await
     }
@@ -467,7 +613,20 @@ impl Conn {
             match ty {
                 b'Q' => {
                     let sql = Body::new(&body).cstr().map_err(invalid)?;
-                    self.simple_query(sql).await?;
+                    // statement_timeout: a timer sets the session's cancel flag.
+                    let timeout = self.session.call(|s| s.statement_timeout()).await?;
+                    let timer = match (timeout, self.session.call(|s| s.cancel_flag()).await?) {
+                        (Some(t), Some(flag)) => Some(tokio::spawn(async move {
+                            tokio::time::sleep(t).await;
+                            flag.store(true, Ordering::Relaxed);
+                        })),
+                        _ => None,
+                    };
+                    let r = self.simple_query(sql).await;
+                    if let Some(t) = timer {
+                        t.abort();
+                    }
+                    r?;
                 }
                 b'X' => return Ok(()),
                 b'P' | b'B' | b'D' | b'E' | b'C' => {

@@ -1,0 +1,1731 @@
+//! One client session on a coordinator.
+//!
+//! Every statement runs in a global transaction: a GXID and snapshots from the GTM, sent to each
+//! datanode it touches (and to the coordinator's own catalog session) with the statement. Outside
+//! a transaction block each statement is its own transaction, committed when it ends.
+//!
+//! Placement (`pgxc_cluster::locator`) decides where a statement goes:
+//! - **Fast query shipping**: a SELECT on replicated tables goes to one node; a SELECT whose
+//!   distribution-key equalities prune it to one node goes there whole; a plain single-table scan
+//!   (no aggregate, sort, limit, subquery...) goes to every node and the results are concatenated.
+//!   UPDATE and DELETE go to the nodes their key equalities leave (all of the table's otherwise).
+//! - **INSERT**: the coordinator completes every row (defaults, casts, constraints' column order)
+//!   by running the INSERT with `RETURNING *` on its own catalog engine inside a savepoint it rolls
+//!   back, places each row by its distribution key and ships one multi-row INSERT per node.
+//! - **Everything else that reads distributed tables**: the coordinator fetches the rows of every
+//!   table the statement names from the datanodes under the statement's snapshot into its own
+//!   (otherwise empty) tables inside a savepoint, evaluates the statement there and rolls the
+//!   savepoint back. Correct for every query the engine supports; issue 8 replaces it with
+//!   pushed-down plans.
+//! - **DDL** runs on every datanode and on the coordinator's catalog in the same transaction, which
+//!   then always commits with two-phase commit (the catalog is a participant).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use pgxc_cluster::locator::{default_distribution, Distribution, LocatorType, Targets};
+use pgxc_cluster::proto::{DnIsolation, DnRequest, DnResponse, DnResult};
+use pgxc_cluster::twophase::{self, Mistakes, Outcome, Participant};
+use pgxc_common::{Gxid, PgError, Snapshot, SqlState};
+use pgxc_datanode::client::DnConn;
+use pgxc_sql::engine::Directed;
+use pgxc_sql::parser::{
+    self, DistributionStrategy, IsolationLevel, NodeTarget, SpannedStatement, Statement,
+    TransactionMode, TransactionStmt,
+};
+use pgxc_sql::types::{DataType, TimeZone, Value};
+use pgxc_sql::QueryResult;
+use pgxc_wire::SessionThread;
+use sqlparser::ast;
+
+use crate::node::{Coordinator, GtmLog, Nodes, PGXC_CLASS};
+use crate::route;
+
+/// The explicit transaction block, if any.
+#[derive(Debug)]
+struct Block {
+    iso: DnIsolation,
+    read_only: bool,
+    failed: bool,
+}
+
+/// The global transaction in progress.
+struct GlobalTxn {
+    gxid: Gxid,
+    iso: DnIsolation,
+    read_only: bool,
+    /// The current statement's snapshot.
+    snapshot: Snapshot,
+    /// The begin snapshot has not been used by a statement yet.
+    fresh: bool,
+    /// Datanodes touched: connection and whether it wrote.
+    conns: BTreeMap<String, (DnConn, bool)>,
+    /// The catalog session has a transaction open under `gxid`.
+    local_begun: bool,
+    /// DDL ran on the catalog: the coordinator is a commit participant.
+    local_ddl: bool,
+    /// Open savepoints, oldest first (replayed on every node the transaction reaches later).
+    savepoints: Vec<String>,
+}
+
+/// A table's placement and column types, as this transaction sees the catalog.
+#[derive(Clone, Debug)]
+struct Placed {
+    name: String,
+    dist: Distribution,
+    columns: Vec<(String, DataType)>,
+}
+
+/// One client session on a coordinator.
+pub struct CoordSession {
+    coord: Arc<Coordinator>,
+    local: SessionThread,
+    txn: Option<GlobalTxn>,
+    block: Option<Block>,
+    round_robin: u64,
+    /// Test-only protocol mistakes (issue 7's simulator); default in production.
+    pub mistakes: Mistakes,
+}
+
+fn internal(e: impl std::fmt::Display) -> PgError {
+    PgError::new(SqlState::InternalError, e.to_string())
+}
+
+fn io_err(e: std::io::Error) -> PgError {
+    PgError::new(SqlState::InternalError, format!("session thread: {e}"))
+}
+
+fn unsupported(what: &str) -> PgError {
+    PgError::new(
+        SqlState::FeatureNotSupported,
+        format!("{what} is not supported on a coordinator yet"),
+    )
+}
+
+fn to_qr(r: DnResult) -> QueryResult {
+    QueryResult {
+        columns: r.columns,
+        rows: r.rows,
+        tag: r.tag,
+    }
+}
+
+/// A SQL literal for `v` of type `ty` (`NULL`, or the text form cast to the type).
+fn literal(v: &Value, ty: &DataType) -> String {
+    if v.is_null() {
+        return "NULL".into();
+    }
+    let text = v.to_text(ty, &TimeZone::utc());
+    format!("'{}'::{}", text.replace('\'', "''"), ty.name())
+}
+
+fn rows_sql(rows: &[&Vec<Value>], columns: &[(String, DataType)]) -> String {
+    rows.iter()
+        .map(|r| {
+            let vals: Vec<String> = r
+                .iter()
+                .zip(columns)
+                .map(|(v, (_, t))| literal(v, t))
+                .collect();
+            format!("({})", vals.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `n` from a command tag's last word (`INSERT 0 n`, `UPDATE n`, `DELETE n`, `SELECT n`).
+fn tag_count(tag: &str) -> u64 {
+    tag.rsplit(' ')
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+/// A participant of the commit protocol: a datanode connection or the catalog session.
+enum Part<'a> {
+    Dn {
+        conn: &'a mut DnConn,
+        wrote: bool,
+    },
+    Local {
+        name: String,
+        thread: &'a SessionThread,
+        wrote: bool,
+    },
+}
+
+impl Part<'_> {
+    async fn local_end(
+        thread: &SessionThread,
+        sql: String,
+        tag: &'static str,
+    ) -> Result<(), PgError> {
+        thread
+            .call(move |s| {
+                let r = s.execute(&sql);
+                s.direct(None);
+                r
+            })
+            .await
+            .map_err(io_err)?
+            .and_then(|res| {
+                if res.last().map(|r| r.tag.as_str()) == Some(tag) {
+                    Ok(())
+                } else {
+                    Err(PgError::new(
+                        SqlState::TransactionRollback,
+                        "the transaction was rolled back on the coordinator",
+                    ))
+                }
+            })
+    }
+
+    async fn dn(conn: &mut DnConn, req: DnRequest) -> Result<(), PgError> {
+        conn.call(req).await.map(|_| ())
+    }
+}
+
+impl Participant for Part<'_> {
+    fn name(&self) -> &str {
+        match self {
+            Part::Dn { conn, .. } => conn.node(),
+            Part::Local { name, .. } => name,
+        }
+    }
+    fn wrote(&self) -> bool {
+        match self {
+            Part::Dn { wrote, .. } | Part::Local { wrote, .. } => *wrote,
+        }
+    }
+    async fn commit(&mut self) -> Result<(), PgError> {
+        match self {
+            Part::Dn { conn, .. } => Part::dn(conn, DnRequest::Commit).await,
+            Part::Local { thread, .. } => Part::local_end(thread, "COMMIT".into(), "COMMIT").await,
+        }
+    }
+    async fn rollback(&mut self) -> Result<(), PgError> {
+        match self {
+            Part::Dn { conn, .. } => Part::dn(conn, DnRequest::Rollback).await,
+            Part::Local { thread, .. } => {
+                Part::local_end(thread, "ROLLBACK".into(), "ROLLBACK").await
+            }
+        }
+    }
+    async fn prepare(&mut self, gid: &str) -> Result<(), PgError> {
+        match self {
+            Part::Dn { conn, .. } => {
+                Part::dn(
+                    conn,
+                    DnRequest::Prepare {
+                        gid: gid.to_string(),
+                    },
+                )
+                .await
+            }
+            Part::Local { thread, .. } => {
+                let sql = format!("PREPARE TRANSACTION '{}'", gid.replace('\'', "''"));
+                Part::local_end(thread, sql, "PREPARE TRANSACTION").await
+            }
+        }
+    }
+}
+
+impl CoordSession {
+    /// A new session on `coord`. Errors: XX000 if its catalog session thread cannot start.
+    pub fn new(coord: &Arc<Coordinator>) -> Result<CoordSession, PgError> {
+        Ok(CoordSession {
+            coord: Arc::clone(coord),
+            local: SessionThread::spawn(Arc::clone(&coord.engine)).map_err(io_err)?,
+            txn: None,
+            block: None,
+            round_robin: 0,
+            mistakes: Mistakes::default(),
+        })
+    }
+
+    /// Whether an explicit transaction block is open.
+    pub fn in_transaction(&self) -> bool {
+        self.block.is_some()
+    }
+
+    /// Mark the open block failed (an error outside `execute`, e.g. a CopyFail).
+    pub fn mark_failed(&mut self) {
+        if let Some(b) = &mut self.block {
+            b.failed = true;
+        }
+    }
+
+    /// Whether the open block failed (every statement but ROLLBACK answers 25P02).
+    pub fn in_failed_transaction(&self) -> bool {
+        self.block.as_ref().is_some_and(|b| b.failed)
+    }
+
+    /// Run a query string (simple-query semantics: statements in order, stopping at the first
+    /// error; outside a block each statement is its own global transaction).
+    pub async fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError> {
+        let stmts = match parser::parse_spanned(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail().await;
+                return Err(e);
+            }
+        };
+        let mut out = Vec::new();
+        for st in stmts {
+            let control = matches!(st.statement, Statement::Transaction(_));
+            // Boxed: the statement futures are large; keep them off the caller's stack.
+            match Box::pin(self.one(st)).await {
+                Ok(r) => {
+                    if !control && self.block.is_none() && self.txn.is_some() {
+                        self.commit_txn().await?;
+                    }
+                    out.push(r);
+                }
+                Err(e) => {
+                    self.fail().await;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// After an error: a block becomes failed; an implicit transaction rolls back.
+    async fn fail(&mut self) {
+        match &mut self.block {
+            Some(b) => b.failed = true,
+            None => self.rollback_txn().await,
+        }
+    }
+
+    async fn one(&mut self, st: SpannedStatement) -> Result<QueryResult, PgError> {
+        use ast::Statement as S;
+        if self.in_failed_transaction()
+            && !matches!(
+                st.statement,
+                Statement::Transaction(
+                    TransactionStmt::Rollback { .. }
+                        | TransactionStmt::Commit { .. }
+                        | TransactionStmt::RollbackTo(_)
+                )
+            )
+        {
+            return Err(PgError::new(
+                SqlState::InFailedSqlTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        match &st.statement {
+            Statement::Transaction(t) => Box::pin(self.transaction(t.clone())).await,
+            Statement::Set(_) | Statement::Reset(_) | Statement::Show(_) => {
+                self.local_exec(&st.text, false).await
+            }
+            Statement::CreateTable {
+                create,
+                distribution,
+            } => {
+                let strategy = distribution.strategy.clone();
+                let target = distribution.target.clone();
+                self.create_table(&st.text, create, strategy, target).await
+            }
+            Statement::Sql(create @ S::CreateTable(_)) => {
+                self.create_table(&st.text, create, None, None).await
+            }
+            Statement::Sql(S::Query(q)) => Box::pin(self.select(&st.text, q)).await,
+            Statement::Sql(S::Insert(ins)) => Box::pin(self.insert(ins)).await,
+            Statement::Sql(S::Update(u)) => Box::pin(self.update(&st.text, u)).await,
+            Statement::Sql(S::Delete(d)) => Box::pin(self.delete(&st.text, d)).await,
+            Statement::Sql(S::Explain { .. }) | Statement::Sql(S::ExplainTable { .. }) => {
+                self.local_exec(&st.text, true).await
+            }
+            Statement::Sql(S::Drop {
+                object_type: ast::ObjectType::Table,
+                names,
+                ..
+            }) => {
+                let names = names.clone();
+                self.drop_tables(&st.text, &names).await
+            }
+            Statement::Vacuum(_) => Ok(QueryResult::command("VACUUM")),
+            Statement::Analyze(_) => Ok(QueryResult::command("ANALYZE")),
+            Statement::Checkpoint => Ok(QueryResult::command("CHECKPOINT")),
+            Statement::CleanConnection(_) => {
+                self.coord.clean_connections();
+                Ok(QueryResult::command("CLEAN CONNECTION"))
+            }
+            Statement::ExecuteDirect { nodes, query } => {
+                let nodes: Vec<String> = nodes.iter().map(parser::normalize_ident).collect();
+                let query = query.clone();
+                self.execute_direct(&nodes, &query).await
+            }
+            Statement::Copy(_) => Err(unsupported("COPY")),
+            Statement::Sql(S::Truncate(t)) => {
+                let names: Vec<ast::ObjectName> =
+                    t.table_names.iter().map(|x| x.name.clone()).collect();
+                self.truncate(&st.text, &names).await
+            }
+            Statement::CreateNode { .. }
+            | Statement::AlterNode { .. }
+            | Statement::DropNode { .. }
+            | Statement::CreateNodeGroup { .. }
+            | Statement::DropNodeGroup { .. }
+            | Statement::AlterTableDistribution { .. }
+            | Statement::CreateBarrier { .. }
+            | Statement::PauseCluster
+            | Statement::UnpauseCluster => Err(unsupported("this cluster statement")),
+            _ => self.ddl(&st.text).await,
+        }
+    }
+
+    // ---- transactions --------------------------------------------------------------------
+
+    async fn transaction(&mut self, t: TransactionStmt) -> Result<QueryResult, PgError> {
+        match t {
+            TransactionStmt::Begin { modes } => {
+                if self.block.is_some() {
+                    return Ok(QueryResult::command("BEGIN"));
+                }
+                let mut iso = DnIsolation::ReadCommitted;
+                let mut read_only = false;
+                for m in modes {
+                    match m {
+                        TransactionMode::IsolationLevel(
+                            IsolationLevel::RepeatableRead | IsolationLevel::Serializable,
+                        ) => iso = DnIsolation::RepeatableRead,
+                        TransactionMode::IsolationLevel(_) => iso = DnIsolation::ReadCommitted,
+                        TransactionMode::ReadOnly => read_only = true,
+                        TransactionMode::ReadWrite => read_only = false,
+                        _ => {}
+                    }
+                }
+                self.block = Some(Block {
+                    iso,
+                    read_only,
+                    failed: false,
+                });
+                Ok(QueryResult::command("BEGIN"))
+            }
+            TransactionStmt::Commit { .. } => {
+                let failed = self.in_failed_transaction();
+                self.block = None;
+                if failed {
+                    self.rollback_txn().await;
+                    return Ok(QueryResult::command("ROLLBACK"));
+                }
+                self.commit_txn().await?;
+                Ok(QueryResult::command("COMMIT"))
+            }
+            TransactionStmt::Rollback { .. } => {
+                self.block = None;
+                self.rollback_txn().await;
+                Ok(QueryResult::command("ROLLBACK"))
+            }
+            TransactionStmt::PrepareTransaction(gid) => {
+                let failed = self.in_failed_transaction();
+                self.block = None;
+                if failed || self.txn.is_none() {
+                    self.rollback_txn().await;
+                    return Ok(QueryResult::command("ROLLBACK"));
+                }
+                let Some(mut txn) = self.txn.take() else {
+                    return Ok(QueryResult::command("ROLLBACK"));
+                };
+                let coord = Arc::clone(&self.coord);
+                let local_name = coord.cfg.name.clone();
+                let gxid = txn.gxid;
+                let r = {
+                    let mut parts = parts_of(&mut txn, &self.local, local_name);
+                    twophase::prepare_only(
+                        &GtmLog(&coord.gtm),
+                        &Nodes(&coord),
+                        gxid,
+                        &gid,
+                        &mut parts,
+                    )
+                    .await
+                };
+                self.release(txn);
+                r.map(|_| QueryResult::command("PREPARE TRANSACTION"))
+            }
+            TransactionStmt::CommitPrepared(ref gid)
+            | TransactionStmt::RollbackPrepared(ref gid) => {
+                if self.block.is_some() {
+                    return Err(PgError::new(
+                        SqlState::ActiveSqlTransaction,
+                        "COMMIT PREPARED cannot run inside a transaction block",
+                    ));
+                }
+                let commit = matches!(t, TransactionStmt::CommitPrepared(_));
+                twophase::finish_prepared(
+                    &GtmLog(&self.coord.gtm),
+                    &Nodes(&self.coord),
+                    gid,
+                    commit,
+                )
+                .await?;
+                Ok(QueryResult::command(if commit {
+                    "COMMIT PREPARED"
+                } else {
+                    "ROLLBACK PREPARED"
+                }))
+            }
+            TransactionStmt::Savepoint(ref name)
+            | TransactionStmt::Release(ref name)
+            | TransactionStmt::RollbackTo(ref name) => {
+                let name = parser::normalize_ident(name);
+                self.savepoint(&t, &name).await
+            }
+        }
+    }
+
+    /// SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO SAVEPOINT on every node the transaction has
+    /// reached (nodes reached later get the open savepoints replayed first, so a ROLLBACK TO undoes
+    /// their work too).
+    async fn savepoint(&mut self, t: &TransactionStmt, name: &str) -> Result<QueryResult, PgError> {
+        let what = match t {
+            TransactionStmt::Savepoint(_) => "SAVEPOINT",
+            TransactionStmt::Release(_) => "RELEASE SAVEPOINT",
+            _ => "ROLLBACK TO SAVEPOINT",
+        };
+        if self.block.is_none() {
+            return Err(PgError::new(
+                SqlState::NoActiveSqlTransaction,
+                format!("{what} can only be used in transaction blocks"),
+            ));
+        }
+        let rollback_to = matches!(t, TransactionStmt::RollbackTo(_));
+        if self.in_failed_transaction() && !rollback_to {
+            return Err(PgError::new(
+                SqlState::InFailedSqlTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        self.begin_statement().await?;
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        let sql = format!("{what} {quoted}");
+        let txn = self.txn()?;
+        let pos = txn.savepoints.iter().rposition(|s| s == name);
+        if !matches!(t, TransactionStmt::Savepoint(_)) && pos.is_none() {
+            return Err(PgError::new(
+                SqlState::InvalidSavepointSpecification,
+                format!("savepoint \"{name}\" does not exist"),
+            ));
+        }
+        let nodes: Vec<String> = txn.conns.keys().cloned().collect();
+        let local = txn.local_begun;
+        for n in nodes {
+            self.node_exec(&n, &sql).await?;
+        }
+        if local {
+            self.local_run(&sql, true).await?;
+        }
+        let txn = self.txn()?;
+        match (t, pos) {
+            (TransactionStmt::Savepoint(_), _) => txn.savepoints.push(name.to_string()),
+            (TransactionStmt::Release(_), Some(p)) => txn.savepoints.truncate(p),
+            (_, Some(p)) => txn.savepoints.truncate(p + 1),
+            _ => {}
+        }
+        if rollback_to {
+            if let Some(b) = &mut self.block {
+                b.failed = false;
+            }
+        }
+        Ok(QueryResult::command(what))
+    }
+
+    /// Open the global transaction if none is open, and take the statement's snapshot.
+    async fn begin_statement(&mut self) -> Result<(), PgError> {
+        match &mut self.txn {
+            None => {
+                let (gxid, snapshot) = self.coord.gtm.begin_snapshot().await?;
+                let (iso, read_only) = match &self.block {
+                    Some(b) => (b.iso, b.read_only),
+                    None => (DnIsolation::ReadCommitted, false),
+                };
+                self.txn = Some(GlobalTxn {
+                    gxid,
+                    iso,
+                    read_only,
+                    snapshot,
+                    fresh: true,
+                    conns: BTreeMap::new(),
+                    local_begun: false,
+                    local_ddl: false,
+                    savepoints: Vec::new(),
+                });
+            }
+            Some(t) => {
+                if t.fresh {
+                    t.fresh = false;
+                } else if t.iso == DnIsolation::ReadCommitted {
+                    t.snapshot = self.coord.gtm.snapshot(Some(t.gxid)).await?;
+                }
+            }
+        }
+        if let Some(t) = &mut self.txn {
+            t.fresh = false;
+        }
+        Ok(())
+    }
+
+    fn txn(&mut self) -> Result<&mut GlobalTxn, PgError> {
+        self.txn
+            .as_mut()
+            .ok_or_else(|| internal("no global transaction is open"))
+    }
+
+    /// Commit the open global transaction (if any).
+    async fn commit_txn(&mut self) -> Result<(), PgError> {
+        let Some(mut txn) = self.txn.take() else {
+            return Ok(());
+        };
+        let coord = Arc::clone(&self.coord);
+        let gxid = txn.gxid;
+        let gid = twophase::implicit_gid(gxid);
+        let local_name = coord.cfg.name.clone();
+        let out = {
+            let mut parts = parts_of(&mut txn, &self.local, local_name);
+            twophase::commit(
+                &GtmLog(&coord.gtm),
+                &Nodes(&coord),
+                gxid,
+                &gid,
+                &mut parts,
+                self.mistakes,
+            )
+            .await
+        };
+        self.release(txn);
+        match out {
+            Outcome::Committed { .. } => Ok(()),
+            Outcome::RolledBack(e) | Outcome::InDoubt(e) => Err(e),
+        }
+    }
+
+    /// Roll the open global transaction back everywhere (errors ignored: a node that cannot be
+    /// reached rolls back when its connection drops).
+    async fn rollback_txn(&mut self) {
+        let Some(mut txn) = self.txn.take() else {
+            return;
+        };
+        for (conn, _) in txn.conns.values_mut() {
+            let _ = conn.call(DnRequest::Rollback).await;
+        }
+        if txn.local_begun {
+            let _ = self
+                .local
+                .call(|s| {
+                    let _ = s.execute("ROLLBACK");
+                    s.direct(None);
+                })
+                .await;
+        }
+        let _ = self.coord.gtm.abort(txn.gxid).await;
+        self.release(txn);
+    }
+
+    fn release(&mut self, txn: GlobalTxn) {
+        for (_, (conn, _)) in txn.conns {
+            self.coord.checkin(conn);
+        }
+    }
+
+    // ---- running work --------------------------------------------------------------------
+
+    /// Run `sql` on datanode `node` inside the global transaction (opening it there first).
+    async fn node_exec(&mut self, node: &str, sql: &str) -> Result<Vec<DnResult>, PgError> {
+        let coord = Arc::clone(&self.coord);
+        let txn = self.txn()?;
+        if !txn.conns.contains_key(node) {
+            let begin = DnRequest::Begin {
+                gxid: txn.gxid,
+                isolation: txn.iso,
+                read_only: txn.read_only,
+            };
+            let mut conn = coord.checkout(node).await?;
+            if let Err(e) = conn.call(begin.clone()).await {
+                if !conn.is_broken() {
+                    return Err(e);
+                }
+                // A pooled connection to a node that restarted: drop the pool, connect afresh.
+                coord.forget_node(node);
+                conn = coord.connect(node).await?;
+                conn.call(begin).await?;
+            }
+            if !txn.savepoints.is_empty() {
+                let replay: Vec<String> = txn
+                    .savepoints
+                    .iter()
+                    .map(|s| format!("SAVEPOINT \"{}\"", s.replace('"', "\"\"")))
+                    .collect();
+                conn.call(DnRequest::Execute {
+                    snapshot: txn.snapshot.clone(),
+                    sql: replay.join("; "),
+                })
+                .await?;
+            }
+            txn.conns.insert(node.to_string(), (conn, false));
+        }
+        let snapshot = txn.snapshot.clone();
+        let Some((conn, wrote)) = txn.conns.get_mut(node) else {
+            return Err(internal("connection vanished"));
+        };
+        match conn
+            .call(DnRequest::Execute {
+                snapshot,
+                sql: sql.to_string(),
+            })
+            .await?
+        {
+            DnResponse::Results { results, wrote: w } => {
+                *wrote |= w;
+                Ok(results)
+            }
+            other => Err(internal(format!("unexpected datanode answer {other:?}"))),
+        }
+    }
+
+    /// Run `sql` on the catalog session: inside the global transaction (`in_txn`), or as the
+    /// session's own statement (SET/SHOW outside a transaction).
+    async fn local_exec(&mut self, sql: &str, in_txn: bool) -> Result<QueryResult, PgError> {
+        let mut res = self.local_run(sql, in_txn || self.txn.is_some()).await?;
+        res.pop()
+            .ok_or_else(|| internal("the catalog session returned no result"))
+    }
+
+    async fn local_run(&mut self, sql: &str, in_txn: bool) -> Result<Vec<QueryResult>, PgError> {
+        let sql = sql.to_string();
+        if !in_txn {
+            return self
+                .local
+                .call(move |s| s.execute(&sql))
+                .await
+                .map_err(io_err)?;
+        }
+        if self.txn.is_none() {
+            self.begin_statement().await?;
+        }
+        let txn = self.txn()?;
+        let directed = Directed {
+            gxid: txn.gxid,
+            snapshot: txn.snapshot.clone(),
+        };
+        let begin = if txn.local_begun {
+            None
+        } else {
+            Some(format!(
+                "BEGIN ISOLATION LEVEL {}{}",
+                match txn.iso {
+                    DnIsolation::ReadCommitted => "READ COMMITTED",
+                    DnIsolation::RepeatableRead => "REPEATABLE READ",
+                },
+                if txn.read_only { " READ ONLY" } else { "" }
+            ))
+        };
+        let begin = begin.map(|b| {
+            let mut b = b;
+            for sp in &txn.savepoints {
+                b.push_str(&format!("; SAVEPOINT \"{}\"", sp.replace('"', "\"\"")));
+            }
+            b
+        });
+        txn.local_begun = true;
+        self.local
+            .call(move |s| {
+                s.direct(Some(directed));
+                if let Some(b) = begin {
+                    s.execute(&b)?;
+                }
+                s.execute(&sql)
+            })
+            .await
+            .map_err(io_err)?
+    }
+
+    /// The placement of table `name` (and its columns) as this transaction sees the catalog, or
+    /// `None` if it is not a distributed table (a view, a catalog table, a CTE name...).
+    async fn placed(&mut self, name: &route::RelName) -> Result<Option<Placed>, PgError> {
+        let (schema, rel) = name.clone();
+        if schema.as_deref() == Some("pgxc") || schema.as_deref() == Some("pg_catalog") {
+            return Ok(None);
+        }
+        if self.txn.is_none() {
+            self.begin_statement().await?;
+        }
+        // Make sure the catalog session's transaction is open, then look the table up.
+        self.local_run("SELECT 1", true).await?;
+        let (s2, r2) = (schema.clone(), rel.clone());
+        let def = self
+            .local
+            .call(move |s| s.table_def(s2.as_deref(), &r2))
+            .await
+            .map_err(io_err)??;
+        let Some(def) = def else {
+            return Ok(None);
+        };
+        if def.view.is_some() {
+            return Ok(None);
+        }
+        let key = format!("{}.{}", def.schema, def.name);
+        let q = format!(
+            "SELECT pclocatortype, pcattname, nodes FROM {PGXC_CLASS} WHERE pcrelname = '{}'",
+            key.replace('\'', "''")
+        );
+        let mut r = self.local_run(&q, true).await?;
+        let Some(row) = r.pop().and_then(|r| r.rows.into_iter().next()) else {
+            return Ok(None);
+        };
+        let text = |v: &Value| match v {
+            Value::Text(s) => Some(s.clone()),
+            _ => None,
+        };
+        let kind = match text(&row[0]).as_deref() {
+            Some("H") => LocatorType::Hash,
+            Some("M") => LocatorType::Modulo,
+            Some("N") => LocatorType::RoundRobin,
+            _ => LocatorType::Replicated,
+        };
+        let columns: Vec<(String, DataType)> = def
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.clone()))
+            .collect();
+        let keycol = text(&row[1]).and_then(|k| {
+            columns
+                .iter()
+                .position(|(n, _)| *n == k)
+                .map(|i| (i, columns[i].1.clone()))
+        });
+        let nodes: Vec<String> = text(&row[2])
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect();
+        Ok(Some(Placed {
+            name: key,
+            dist: Distribution::new(kind, keycol, nodes)?,
+            columns,
+        }))
+    }
+
+    /// Node indexes (into the table's node list) a statement visits, given the WHERE clause.
+    fn targets(
+        placed: &Placed,
+        selection: Option<&ast::Expr>,
+        names: &[String],
+        write: bool,
+        preferred: Option<&str>,
+    ) -> Result<Vec<usize>, PgError> {
+        let keys = match &placed.dist.key {
+            Some((i, ty)) => {
+                match route::key_literals(selection, names, &placed.columns[*i].0) {
+                    Some(lits) => {
+                        let mut vals = Vec::new();
+                        for l in lits {
+                            match pgxc_sql::types::text::parse_text(ty, &l, &TimeZone::utc()) {
+                                Ok(v) => vals.push(v),
+                                // A literal the key type rejects: let the datanodes report it.
+                                Err(_) => {
+                                    vals.clear();
+                                    break;
+                                }
+                            }
+                        }
+                        if vals.is_empty() {
+                            None
+                        } else {
+                            Some(vals)
+                        }
+                    }
+                    None => None,
+                }
+            }
+            None => None,
+        };
+        Ok(
+            match placed.dist.targets(keys.as_deref(), write, preferred)? {
+                Targets::All => (0..placed.dist.nodes.len()).collect(),
+                Targets::Nodes(v) => v,
+            },
+        )
+    }
+
+    // ---- statements ----------------------------------------------------------------------
+
+    async fn select(&mut self, text: &str, q: &ast::Query) -> Result<QueryResult, PgError> {
+        self.begin_statement().await?;
+        let mut placed = Vec::new();
+        for r in route::relations(q) {
+            if let Some(p) = self.placed(&r).await? {
+                placed.push(p);
+            }
+        }
+        if placed.is_empty() {
+            return self.local_exec(text, true).await;
+        }
+        let preferred = self.coord.cfg.preferred.clone();
+        // Only replicated tables: one node that holds all of them.
+        if placed
+            .iter()
+            .all(|p| p.dist.kind == LocatorType::Replicated)
+        {
+            let first = &placed[0].dist.nodes;
+            let node = preferred
+                .iter()
+                .chain(first.iter())
+                .find(|n| placed.iter().all(|p| p.dist.nodes.contains(n)))
+                .cloned();
+            if let Some(node) = node {
+                let mut r = self.node_exec(&node, text).await?;
+                return r
+                    .pop()
+                    .map(to_qr)
+                    .ok_or_else(|| internal("no result from datanode"));
+            }
+        }
+        if placed.len() == 1 {
+            let p = placed[0].clone();
+            if let Some((_, names, sel)) = route::single_table_select(q) {
+                let t = Self::targets(&p, sel, &names, false, preferred.as_deref())?;
+                if t.len() == 1 {
+                    let node = p.dist.nodes[t[0]].clone();
+                    let mut r = self.node_exec(&node, text).await?;
+                    return r
+                        .pop()
+                        .map(to_qr)
+                        .ok_or_else(|| internal("no result from datanode"));
+                }
+                if let Some(comb) = route::combinable_aggregates(q) {
+                    let mut parts = Vec::new();
+                    for &i in &t {
+                        let node = p.dist.nodes[i].clone();
+                        if let Some(r) = self.node_exec(&node, text).await?.pop() {
+                            parts.push(r);
+                        }
+                    }
+                    return combine_aggregates(parts, &comb);
+                }
+                if route::concat_shippable(q).is_some() {
+                    let mut out: Option<QueryResult> = None;
+                    for i in t {
+                        let node = p.dist.nodes[i].clone();
+                        let r = self.node_exec(&node, text).await?;
+                        let Some(r) = r.into_iter().last() else {
+                            continue;
+                        };
+                        match &mut out {
+                            None => out = Some(to_qr(r)),
+                            Some(o) => o.rows.extend(r.rows),
+                        }
+                    }
+                    if let Some(mut o) = out {
+                        o.tag = format!("SELECT {}", o.rows.len());
+                        return Ok(o);
+                    }
+                }
+            }
+        }
+        Box::pin(self.evaluate_here(text, &placed)).await
+    }
+
+    /// The fallback: fetch every named table's rows under the statement's snapshot into the
+    /// catalog engine's (empty) tables inside a savepoint, run `text` there, roll back.
+    async fn evaluate_here(
+        &mut self,
+        text: &str,
+        placed: &[Placed],
+    ) -> Result<QueryResult, PgError> {
+        let preferred = self.coord.cfg.preferred.clone();
+        self.local_run("SAVEPOINT pgxc_fetch", true).await?;
+        let r = async {
+            for p in placed {
+                let nodes: Vec<String> = if p.dist.kind == LocatorType::Replicated {
+                    let i = match p.dist.targets(None, false, preferred.as_deref())? {
+                        Targets::Nodes(v) => v.first().copied().unwrap_or(0),
+                        Targets::All => 0,
+                    };
+                    vec![p.dist.nodes[i].clone()]
+                } else {
+                    p.dist.nodes.clone()
+                };
+                let cols: Vec<String> = p
+                    .columns
+                    .iter()
+                    .map(|(n, _)| format!("\"{}\"", n.replace('"', "\"\"")))
+                    .collect();
+                let fetch = format!("SELECT {} FROM {}", cols.join(", "), p.name);
+                for n in nodes {
+                    let rows = self
+                        .node_exec(&n, &fetch)
+                        .await?
+                        .pop()
+                        .map(|r| r.rows)
+                        .unwrap_or_default();
+                    for chunk in rows.chunks(500) {
+                        let refs: Vec<&Vec<Value>> = chunk.iter().collect();
+                        let ins = format!(
+                            "INSERT INTO {} ({}) VALUES {}",
+                            p.name,
+                            cols.join(", "),
+                            rows_sql(&refs, &p.columns)
+                        );
+                        self.local_run(&ins, true).await?;
+                    }
+                }
+            }
+            self.local_exec(text, true).await
+        }
+        .await;
+        let undo = self
+            .local_run(
+                "ROLLBACK TO SAVEPOINT pgxc_fetch; RELEASE SAVEPOINT pgxc_fetch",
+                true,
+            )
+            .await;
+        let r = r?;
+        undo?;
+        Ok(r)
+    }
+
+    async fn insert(&mut self, ins: &ast::Insert) -> Result<QueryResult, PgError> {
+        self.begin_statement().await?;
+        let ast::TableObject::TableName(table) = &ins.table else {
+            return Err(unsupported("INSERT into a table function"));
+        };
+        let Some(rel) = route::rel_name(table) else {
+            return Err(unsupported("this table name"));
+        };
+        let Some(p) = self.placed(&rel).await? else {
+            return self.local_exec(&ins.to_string(), true).await;
+        };
+        if ins.on.is_some() {
+            return Err(unsupported("INSERT ... ON CONFLICT"));
+        }
+        // Complete the rows on the catalog engine (defaults, casts, NOT NULL/CHECK), then undo.
+        let mut complete = ins.clone();
+        complete.returning = Some(vec![ast::SelectItem::Wildcard(
+            ast::WildcardAdditionalOptions::default(),
+        )]);
+        if let Some(src) = &complete.source {
+            // A source that reads distributed tables is evaluated like a query first.
+            if !matches!(src.body.as_ref(), ast::SetExpr::Values(_)) {
+                let rows = Box::pin(self.select(&src.to_string(), src)).await?;
+                let colnames: Vec<String> = if ins.columns.is_empty() {
+                    p.columns
+                        .iter()
+                        .take(rows.columns.len())
+                        .map(|(n, _)| n.clone())
+                        .collect()
+                } else {
+                    ins.columns.iter().map(|c| c.to_string()).collect()
+                };
+                if rows.rows.is_empty() {
+                    return Ok(QueryResult::command("INSERT 0 0"));
+                }
+                let refs: Vec<&Vec<Value>> = rows.rows.iter().collect();
+                let sql = format!(
+                    "INSERT INTO {} ({}) VALUES {} RETURNING *",
+                    table,
+                    colnames.join(", "),
+                    rows_sql(&refs, &rows.columns)
+                );
+                return self.insert_complete(&p, &sql, ins).await;
+            }
+        }
+        self.insert_complete(&p, &complete.to_string(), ins).await
+    }
+
+    async fn insert_complete(
+        &mut self,
+        p: &Placed,
+        complete_sql: &str,
+        ins: &ast::Insert,
+    ) -> Result<QueryResult, PgError> {
+        self.local_run("SAVEPOINT pgxc_insert", true).await?;
+        let r = self.local_exec(complete_sql, true).await;
+        let undo = self
+            .local_run(
+                "ROLLBACK TO SAVEPOINT pgxc_insert; RELEASE SAVEPOINT pgxc_insert",
+                true,
+            )
+            .await;
+        let full = r?;
+        undo?;
+        let mut per_node: BTreeMap<usize, Vec<&Vec<Value>>> = BTreeMap::new();
+        for row in &full.rows {
+            for i in p.dist.nodes_for_insert(row, &mut self.round_robin)? {
+                per_node.entry(i).or_default().push(row);
+            }
+        }
+        let returning = ins
+            .returning
+            .as_ref()
+            .map(|r| {
+                format!(
+                    " RETURNING {}",
+                    r.iter()
+                        .map(|i| i.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+            .unwrap_or_default();
+        let mut out = QueryResult::command("INSERT 0 0");
+        let mut count = 0u64;
+        let replicated = p.dist.kind == LocatorType::Replicated;
+        for (k, (i, rows)) in per_node.into_iter().enumerate() {
+            let node = p.dist.nodes[i].clone();
+            let sql = format!(
+                "INSERT INTO {} VALUES {}{}",
+                p.name,
+                rows_sql(&rows, &p.columns),
+                returning
+            );
+            let r = self.node_exec(&node, &sql).await?;
+            if let Some(r) = r.into_iter().last() {
+                // A replicated row is inserted on every node: count and return it once.
+                if replicated && k > 0 {
+                    continue;
+                }
+                count += tag_count(&r.tag);
+                if !r.columns.is_empty() {
+                    out.columns = r.columns;
+                    out.rows.extend(r.rows);
+                }
+            }
+        }
+        out.tag = format!("INSERT 0 {count}");
+        Ok(out)
+    }
+
+    /// `COPY t [(cols)] FROM STDIN` with the whole data stream: every line goes to the node its
+    /// distribution key places it on (all nodes for a replicated table, in turn for round robin),
+    /// and each node loads its lines with its own COPY in the global transaction. Text format, or
+    /// CSV for tables placed without a key.
+    pub async fn copy_in(
+        &mut self,
+        stmt: &parser::Copy,
+        data: &[u8],
+    ) -> Result<QueryResult, PgError> {
+        let r = self.copy_in_inner(stmt, data).await;
+        match r {
+            Ok(res) => {
+                if self.block.is_none() && self.txn.is_some() {
+                    self.commit_txn().await?;
+                }
+                Ok(res)
+            }
+            Err(e) => {
+                self.fail().await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn copy_in_inner(
+        &mut self,
+        stmt: &parser::Copy,
+        data: &[u8],
+    ) -> Result<QueryResult, PgError> {
+        let parser::CopySource::Table { name, columns } = &stmt.source else {
+            return Err(unsupported("COPY (query) FROM"));
+        };
+        let Some(rel) = route::rel_name(name) else {
+            return Err(unsupported("this table name"));
+        };
+        self.begin_statement().await?;
+        let Some(p) = self.placed(&rel).await? else {
+            return Err(unsupported("COPY into a table that is not distributed"));
+        };
+        let word = |o: &parser::UtilityOption| match &o.value {
+            Some(parser::OptionValue::Word(w)) | Some(parser::OptionValue::Str(w)) => {
+                Some(w.to_ascii_lowercase())
+            }
+            _ => None,
+        };
+        let csv = stmt.option("format").and_then(word).as_deref() == Some("csv");
+        if stmt.option("header").is_some() {
+            return Err(unsupported("COPY FROM with HEADER"));
+        }
+        let delim = match stmt.option("delimiter").map(|o| &o.value) {
+            Some(Some(parser::OptionValue::Str(d))) if d.len() == 1 => d.as_bytes()[0],
+            None => {
+                if csv {
+                    b','
+                } else {
+                    b'\t'
+                }
+            }
+            _ => return Err(unsupported("this COPY DELIMITER")),
+        };
+        let null = match stmt.option("null").map(|o| &o.value) {
+            Some(Some(parser::OptionValue::Str(n))) => n.clone(),
+            _ => {
+                if csv {
+                    String::new()
+                } else {
+                    "\\N".into()
+                }
+            }
+        };
+        // The position of the distribution key among the data's fields.
+        let key_field = match &p.dist.key {
+            None => None,
+            Some((k, ty)) => {
+                if csv {
+                    return Err(unsupported(
+                        "COPY FROM in CSV format into a HASH/MODULO table",
+                    ));
+                }
+                let keyname = &p.columns[*k].0;
+                let pos = if columns.is_empty() {
+                    Some(*k)
+                } else {
+                    columns
+                        .iter()
+                        .position(|c| parser::normalize_ident(c) == *keyname)
+                };
+                pos.map(|i| (i, ty.clone()))
+            }
+        };
+        let mut per_node: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+        let all: Vec<usize> = (0..p.dist.nodes.len()).collect();
+        for line in data.split_inclusive(|b| *b == b'\n') {
+            let body = line.strip_suffix(b"\n").unwrap_or(line);
+            let body = body.strip_suffix(b"\r").unwrap_or(body);
+            if body == b"\\." {
+                break;
+            }
+            if body.is_empty() && line.len() <= 1 {
+                continue;
+            }
+            let nodes: Vec<usize> = match p.dist.kind {
+                LocatorType::Replicated => all.clone(),
+                LocatorType::RoundRobin => {
+                    let i = (self.round_robin % all.len() as u64) as usize;
+                    self.round_robin = self.round_robin.wrapping_add(1);
+                    vec![i]
+                }
+                LocatorType::Hash | LocatorType::Modulo => {
+                    let v = match &key_field {
+                        None => Value::Null,
+                        Some((i, ty)) => {
+                            let field = body.split(|b| *b == delim).nth(*i).unwrap_or(b"");
+                            let text = String::from_utf8_lossy(field);
+                            if text == null {
+                                Value::Null
+                            } else {
+                                let unescaped = text.replace("\\\\", "\\");
+                                pgxc_sql::types::text::parse_text(ty, &unescaped, &TimeZone::utc())?
+                            }
+                        }
+                    };
+                    p.dist.node_for_key(&v)?.into_iter().collect()
+                }
+            };
+            for i in nodes {
+                let buf = per_node.entry(i).or_default();
+                buf.extend_from_slice(body);
+                buf.push(b'\n');
+            }
+        }
+        let text = copy_text(stmt, name, columns);
+        let mut count = 0u64;
+        let replicated = p.dist.kind == LocatorType::Replicated;
+        for (k, (i, data)) in per_node.into_iter().enumerate() {
+            let node = p.dist.nodes[i].clone();
+            let r = self.node_copy(&node, &text, data).await?;
+            if !(replicated && k > 0) {
+                count += tag_count(&r.tag);
+            }
+        }
+        Ok(QueryResult::command(format!("COPY {count}")))
+    }
+
+    async fn node_copy(
+        &mut self,
+        node: &str,
+        sql: &str,
+        data: Vec<u8>,
+    ) -> Result<DnResult, PgError> {
+        // Open the node's transaction with a no-op statement, then send the data.
+        self.node_exec(node, "SELECT 1").await?;
+        let txn = self.txn()?;
+        let snapshot = txn.snapshot.clone();
+        let Some((conn, wrote)) = txn.conns.get_mut(node) else {
+            return Err(internal("connection vanished"));
+        };
+        match conn
+            .call(DnRequest::CopyIn {
+                snapshot,
+                sql: sql.to_string(),
+                data,
+            })
+            .await?
+        {
+            DnResponse::Results {
+                mut results,
+                wrote: w,
+            } => {
+                *wrote |= w;
+                results
+                    .pop()
+                    .ok_or_else(|| internal("COPY returned nothing"))
+            }
+            other => Err(internal(format!("unexpected datanode answer {other:?}"))),
+        }
+    }
+
+    async fn update(&mut self, text: &str, u: &ast::Update) -> Result<QueryResult, PgError> {
+        self.begin_statement().await?;
+        let ast::TableFactor::Table { name, alias, .. } = &u.table.relation else {
+            return Err(unsupported("UPDATE of this target"));
+        };
+        let Some(rel) = route::rel_name(name) else {
+            return Err(unsupported("this table name"));
+        };
+        let Some(p) = self.placed(&rel).await? else {
+            return self.local_exec(text, true).await;
+        };
+        if let Some((k, _)) = &p.dist.key {
+            let key = &p.columns[*k].0;
+            for a in &u.assignments {
+                let cols: Vec<&ast::ObjectName> = match &a.target {
+                    ast::AssignmentTarget::ColumnName(c) => vec![c],
+                    ast::AssignmentTarget::Tuple(v) => v.iter().collect(),
+                };
+                if cols
+                    .iter()
+                    .any(|c| route::rel_name(c).is_some_and(|(_, n)| n == *key))
+                {
+                    return Err(PgError::new(
+                        SqlState::FeatureNotSupported,
+                        "Partition column can't be updated in current version",
+                    ));
+                }
+            }
+        }
+        let mut names = vec![rel.1.clone()];
+        if let Some(a) = alias {
+            names.push(parser::normalize_ident(&a.name));
+        }
+        self.write_shipped(text, u, &p, &names, u.selection.as_ref())
+            .await
+    }
+
+    async fn delete(&mut self, text: &str, d: &ast::Delete) -> Result<QueryResult, PgError> {
+        self.begin_statement().await?;
+        let from = match &d.from {
+            ast::FromTable::WithFromKeyword(v) | ast::FromTable::WithoutKeyword(v) => v,
+        };
+        let [twj] = from.as_slice() else {
+            return Err(unsupported("DELETE with several targets"));
+        };
+        let ast::TableFactor::Table { name, alias, .. } = &twj.relation else {
+            return Err(unsupported("DELETE of this target"));
+        };
+        let Some(rel) = route::rel_name(name) else {
+            return Err(unsupported("this table name"));
+        };
+        let Some(p) = self.placed(&rel).await? else {
+            return self.local_exec(text, true).await;
+        };
+        let mut names = vec![rel.1.clone()];
+        if let Some(a) = alias {
+            names.push(parser::normalize_ident(&a.name));
+        }
+        self.write_shipped(text, d, &p, &names, d.selection.as_ref())
+            .await
+    }
+
+    /// Ship an UPDATE/DELETE whole to the nodes of its target table its WHERE clause leaves.
+    /// Other tables it reads must be replicated on those nodes.
+    async fn write_shipped<V: ast::Visit>(
+        &mut self,
+        text: &str,
+        stmt: &V,
+        p: &Placed,
+        names: &[String],
+        selection: Option<&ast::Expr>,
+    ) -> Result<QueryResult, PgError> {
+        for r in route::relations(stmt) {
+            if r.1 == p.name.rsplit('.').next().unwrap_or(&p.name) {
+                continue;
+            }
+            if let Some(other) = self.placed(&r).await? {
+                if other.name == p.name {
+                    continue;
+                }
+                let covers = other.dist.kind == LocatorType::Replicated
+                    && p.dist.nodes.iter().all(|n| other.dist.nodes.contains(n));
+                if !covers {
+                    return Err(unsupported(
+                        "UPDATE/DELETE reading another distributed table",
+                    ));
+                }
+            }
+        }
+        let targets = Self::targets(p, selection, names, true, None)?;
+        let replicated = p.dist.kind == LocatorType::Replicated;
+        let mut out = QueryResult::command("");
+        let mut count = 0u64;
+        let mut verb = String::new();
+        for (k, i) in targets.into_iter().enumerate() {
+            let node = p.dist.nodes[i].clone();
+            let r = self.node_exec(&node, text).await?;
+            if let Some(r) = r.into_iter().last() {
+                verb = r.tag.split(' ').next().unwrap_or("").to_string();
+                if replicated && k > 0 {
+                    continue;
+                }
+                count += tag_count(&r.tag);
+                if !r.columns.is_empty() {
+                    out.columns = r.columns;
+                    out.rows.extend(r.rows);
+                }
+            }
+        }
+        out.tag = format!("{verb} {count}");
+        Ok(out)
+    }
+
+    async fn truncate(
+        &mut self,
+        text: &str,
+        names: &[ast::ObjectName],
+    ) -> Result<QueryResult, PgError> {
+        self.begin_statement().await?;
+        let mut nodes: Vec<String> = Vec::new();
+        for n in names {
+            let Some(rel) = route::rel_name(n) else {
+                continue;
+            };
+            if let Some(p) = self.placed(&rel).await? {
+                for node in p.dist.nodes {
+                    if !nodes.contains(&node) {
+                        nodes.push(node);
+                    }
+                }
+            }
+        }
+        for n in nodes {
+            self.node_exec(&n, text).await?;
+        }
+        Ok(QueryResult::command("TRUNCATE TABLE"))
+    }
+
+    async fn execute_direct(
+        &mut self,
+        nodes: &[String],
+        query: &str,
+    ) -> Result<QueryResult, PgError> {
+        self.begin_statement().await?;
+        let mut out: Option<QueryResult> = None;
+        for n in nodes {
+            if *n == self.coord.cfg.name {
+                let r = self.local_exec(query, true).await?;
+                match &mut out {
+                    None => out = Some(r),
+                    Some(o) => o.rows.extend(r.rows),
+                }
+                continue;
+            }
+            let r = self.node_exec(n, query).await?;
+            if let Some(r) = r.into_iter().last() {
+                match &mut out {
+                    None => out = Some(to_qr(r)),
+                    Some(o) => o.rows.extend(r.rows),
+                }
+            }
+        }
+        out.ok_or_else(|| internal("EXECUTE DIRECT on no node"))
+    }
+
+    /// DDL: on every datanode and on the catalog, in the global transaction.
+    async fn ddl(&mut self, text: &str) -> Result<QueryResult, PgError> {
+        self.begin_statement().await?;
+        let r = self.local_exec(text, true).await?;
+        self.txn()?.local_ddl = true;
+        for n in self.coord.datanode_names() {
+            self.node_exec(&n, text).await?;
+        }
+        for n in self.coord.peer_names() {
+            self.node_exec(&n, text).await?;
+        }
+        Ok(r)
+    }
+
+    /// Run catalog bookkeeping (`pgxc_class` changes) here and on every other coordinator.
+    async fn catalog_everywhere(&mut self, sql: &str) -> Result<(), PgError> {
+        self.local_run(sql, true).await?;
+        for n in self.coord.peer_names() {
+            self.node_exec(&n, sql).await?;
+        }
+        Ok(())
+    }
+
+    async fn drop_tables(
+        &mut self,
+        text: &str,
+        names: &[ast::ObjectName],
+    ) -> Result<QueryResult, PgError> {
+        self.begin_statement().await?;
+        let mut keys = Vec::new();
+        for n in names {
+            if let Some(rel) = route::rel_name(n) {
+                if let Some(p) = self.placed(&rel).await? {
+                    keys.push(p.name);
+                }
+            }
+        }
+        let r = self.ddl(text).await?;
+        for k in keys {
+            let q = format!(
+                "DELETE FROM {PGXC_CLASS} WHERE pcrelname = '{}'",
+                k.replace('\'', "''")
+            );
+            self.catalog_everywhere(&q).await?;
+        }
+        Ok(r)
+    }
+
+    async fn create_table(
+        &mut self,
+        text: &str,
+        create: &ast::Statement,
+        strategy: Option<DistributionStrategy>,
+        target: Option<NodeTarget>,
+    ) -> Result<QueryResult, PgError> {
+        let ast::Statement::CreateTable(ct) = create else {
+            return Err(unsupported("this CREATE TABLE"));
+        };
+        if ct.query.is_some() {
+            return Err(unsupported("CREATE TABLE AS"));
+        }
+        let Some(rel) = route::rel_name(&ct.name) else {
+            return Err(unsupported("this table name"));
+        };
+        self.begin_statement().await?;
+        // The catalog first: it validates the definition and resolves types and the primary key.
+        let r = self.local_exec(&create.to_string(), true).await?;
+        self.txn()?.local_ddl = true;
+        let (s2, n2) = rel.clone();
+        let def = self
+            .local
+            .call(move |s| s.table_def(s2.as_deref(), &n2))
+            .await
+            .map_err(io_err)??;
+        let Some(def) = def else {
+            // CREATE TABLE IF NOT EXISTS of an existing table: nothing more to do.
+            return Ok(r);
+        };
+        let key = format!("{}.{}", def.schema, def.name);
+        let exists = format!(
+            "SELECT 1 FROM {PGXC_CLASS} WHERE pcrelname = '{}'",
+            key.replace('\'', "''")
+        );
+        if !self.local_exec(&exists, true).await?.rows.is_empty() {
+            return Ok(r);
+        }
+        let columns: Vec<(String, DataType)> = def
+            .columns
+            .iter()
+            .map(|c| (c.name.clone(), c.ty.clone()))
+            .collect();
+        let pk: Option<Vec<usize>> = def
+            .indexes
+            .iter()
+            .find(|i| i.primary)
+            .or_else(|| def.indexes.iter().find(|i| i.unique))
+            .map(|i| i.columns.clone());
+        let col_index = |id: &ast::Ident| -> Result<usize, PgError> {
+            let n = parser::normalize_ident(id);
+            columns.iter().position(|(c, _)| *c == n).ok_or_else(|| {
+                PgError::new(
+                    SqlState::UndefinedColumn,
+                    format!("column \"{n}\" does not exist"),
+                )
+            })
+        };
+        let (kind, keycol) = match &strategy {
+            None => default_distribution(&columns, pk.as_deref()),
+            Some(DistributionStrategy::Hash(c)) => (LocatorType::Hash, Some(col_index(c)?)),
+            Some(DistributionStrategy::Modulo(c)) => (LocatorType::Modulo, Some(col_index(c)?)),
+            Some(DistributionStrategy::RoundRobin) => (LocatorType::RoundRobin, None),
+            Some(DistributionStrategy::Replication) => (LocatorType::Replicated, None),
+        };
+        let all = self.coord.datanode_names();
+        let nodes: Vec<String> = match &target {
+            None => all.clone(),
+            Some(NodeTarget::Nodes(v)) => {
+                let mut out = Vec::new();
+                for id in v {
+                    let n = parser::normalize_ident(id);
+                    if !all.contains(&n) {
+                        return Err(PgError::new(
+                            SqlState::UndefinedObject,
+                            format!("PGXC Node {n}: object not defined"),
+                        ));
+                    }
+                    out.push(n);
+                }
+                out
+            }
+            Some(NodeTarget::Group(_)) => return Err(unsupported("TO GROUP")),
+        };
+        // Checked like XC (distributable key type, node list).
+        let dist = Distribution::new(
+            kind,
+            keycol.map(|k| (k, columns[k].1.clone())),
+            nodes.clone(),
+        )?;
+        let ins = format!(
+            "INSERT INTO {PGXC_CLASS} VALUES ('{}', '{}', {}, '{}')",
+            key.replace('\'', "''"),
+            dist.kind.letter(),
+            keycol
+                .map(|k| format!("'{}'", columns[k].0.replace('\'', "''")))
+                .unwrap_or_else(|| "NULL".into()),
+            nodes.join(",")
+        );
+        self.catalog_everywhere(&ins).await?;
+        // Every datanode and coordinator gets the definition (one catalog everywhere), also
+        // datanodes that hold no rows of it.
+        for n in all.iter().chain(self.coord.peer_names().iter()) {
+            self.node_exec(n, text).await?;
+        }
+        Ok(r)
+    }
+}
+
+/// The commit participants of `txn`: its datanode connections and the catalog session.
+fn parts_of<'a>(txn: &'a mut GlobalTxn, local: &'a SessionThread, name: String) -> Vec<Part<'a>> {
+    let mut parts: Vec<Part<'a>> = txn
+        .conns
+        .values_mut()
+        .map(|(conn, wrote)| Part::Dn {
+            conn,
+            wrote: *wrote,
+        })
+        .collect();
+    if txn.local_begun {
+        parts.push(Part::Local {
+            name,
+            thread: local,
+            wrote: txn.local_ddl,
+        });
+    }
+    parts
+}
+
+/// The text of a `COPY ... FROM STDIN` statement equivalent to `stmt` (for the datanodes).
+fn copy_text(stmt: &parser::Copy, name: &ast::ObjectName, columns: &[ast::Ident]) -> String {
+    let cols = if columns.is_empty() {
+        String::new()
+    } else {
+        format!(
+            " ({})",
+            columns
+                .iter()
+                .map(|c| c.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    };
+    let opts: Vec<String> = stmt
+        .options
+        .iter()
+        .filter(|o| o.name != "freeze")
+        .map(|o| match &o.value {
+            None => o.name.clone(),
+            Some(parser::OptionValue::Str(v)) => format!("{} '{}'", o.name, v.replace('\'', "''")),
+            Some(parser::OptionValue::Number(v)) | Some(parser::OptionValue::Word(v)) => {
+                format!("{} {v}", o.name)
+            }
+            Some(parser::OptionValue::Star) => format!("{} *", o.name),
+            Some(parser::OptionValue::List(l)) => format!(
+                "{} ({})",
+                o.name,
+                l.iter()
+                    .map(|i| i.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        })
+        .collect();
+    let with = if opts.is_empty() {
+        String::new()
+    } else {
+        format!(" WITH ({})", opts.join(", "))
+    };
+    format!("COPY {name}{cols} FROM STDIN{with}")
+}
+
+/// The final step of a plain aggregate query: combine the per-node one-row results column by
+/// column (count of counts, sum of sums, min of mins, max of maxes).
+fn combine_aggregates(
+    parts: Vec<DnResult>,
+    comb: &[route::Combine],
+) -> Result<QueryResult, PgError> {
+    use pgxc_sql::types::cast::compare;
+    use route::Combine;
+    let mut it = parts.into_iter();
+    let Some(first) = it.next() else {
+        return Err(internal("no datanode answered"));
+    };
+    let mut out = to_qr(first);
+    let Some(mut acc) = out.rows.pop() else {
+        return Err(internal("an aggregate returned no row"));
+    };
+    for r in it {
+        let Some(row) = r.rows.into_iter().next() else {
+            return Err(internal("an aggregate returned no row"));
+        };
+        for (k, (a, b)) in acc.iter_mut().zip(row).enumerate() {
+            let Some(c) = comb.get(k) else {
+                return Err(internal("result wider than the query"));
+            };
+            let next = match (c, &*a, b) {
+                (_, _, Value::Null) => continue,
+                (_, Value::Null, b) => b,
+                (Combine::Count | Combine::Sum, Value::Int8(x), Value::Int8(y)) => {
+                    Value::Int8(x.checked_add(y).ok_or_else(|| {
+                        PgError::new(SqlState::NumericValueOutOfRange, "bigint out of range")
+                    })?)
+                }
+                (Combine::Sum, Value::Numeric(x), Value::Numeric(y)) => Value::Numeric(x.add(&y)?),
+                (Combine::Sum, Value::Float8(x), Value::Float8(y)) => Value::Float8(x + y),
+                (Combine::Sum, Value::Float4(x), Value::Float4(y)) => Value::Float4(x + y),
+                (Combine::Sum, Value::Interval(x), Value::Interval(y)) => {
+                    Value::Interval(pgxc_sql::types::Interval {
+                        months: x.months.saturating_add(y.months),
+                        days: x.days.saturating_add(y.days),
+                        micros: x.micros.saturating_add(y.micros),
+                    })
+                }
+                (Combine::Min, x, y) => {
+                    if compare(&y, x) == Some(std::cmp::Ordering::Less) {
+                        y
+                    } else {
+                        continue;
+                    }
+                }
+                (Combine::Max, x, y) => {
+                    if compare(&y, x) == Some(std::cmp::Ordering::Greater) {
+                        y
+                    } else {
+                        continue;
+                    }
+                }
+                (_, x, y) => {
+                    return Err(internal(format!("cannot combine {x:?} and {y:?}")));
+                }
+            };
+            *a = next;
+        }
+    }
+    out.rows.push(acc);
+    Ok(out)
+}

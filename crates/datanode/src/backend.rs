@@ -1,0 +1,470 @@
+//! One coordinator connection's state on a datanode, and how each [`DnRequest`] is answered.
+//!
+//! A coordinator opens a global transaction with `Begin { gxid }`; the local transaction starts
+//! at the first `Execute` (whose snapshot it needs) as `BEGIN ISOLATION LEVEL ...` on a session
+//! directed to run as that GXID. Each later `Execute` re-directs the session to its statement's
+//! snapshot (READ COMMITTED). `Commit`, `Rollback` and `Prepare` end it. This mirrors what
+//! Postgres-XC's datanode backends did with the GXID and snapshot messages a coordinator sent
+//! ahead of each query.
+
+use pgxc_cluster::proto::{DnIsolation, DnRequest, DnResponse, DnResult, PROTOCOL_VERSION};
+use pgxc_common::{Gxid, PgError, SqlState};
+use pgxc_sql::engine::Directed;
+use pgxc_sql::{Engine, Session};
+
+/// The per-connection state.
+#[derive(Debug)]
+pub struct Backend {
+    node: String,
+    /// `Begin` received, local transaction not started yet.
+    pending: Option<(Gxid, DnIsolation, bool)>,
+    /// The GXID of the open local transaction.
+    open: Option<Gxid>,
+}
+
+fn quote_literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+impl Backend {
+    /// A connection to the datanode named `node`.
+    pub fn new(node: impl Into<String>) -> Backend {
+        Backend {
+            node: node.into(),
+            pending: None,
+            open: None,
+        }
+    }
+
+    /// The GXID of the transaction open on this connection, if any.
+    pub fn open_gxid(&self) -> Option<Gxid> {
+        self.open.or(self.pending.map(|p| p.0))
+    }
+
+    /// Answer one request. Never panics on any input; errors travel as [`DnResponse::Error`].
+    pub fn handle(&mut self, s: &mut Session, engine: &Engine, req: DnRequest) -> DnResponse {
+        match self.try_handle(s, engine, req) {
+            Ok(r) => r,
+            Err(e) => DnResponse::Error(e),
+        }
+    }
+
+    fn try_handle(
+        &mut self,
+        s: &mut Session,
+        engine: &Engine,
+        req: DnRequest,
+    ) -> Result<DnResponse, PgError> {
+        match req {
+            DnRequest::Hello {
+                version,
+                coordinator,
+                settings,
+            } => {
+                if version != PROTOCOL_VERSION {
+                    return Err(PgError::new(
+                        SqlState::ProtocolViolation,
+                        format!(
+                            "coordinator \"{coordinator}\" speaks protocol {version}, this datanode {PROTOCOL_VERSION}"
+                        ),
+                    ));
+                }
+                for (k, v) in settings {
+                    s.execute(&format!("SET {} = {}", quote_ident(&k), quote_literal(&v)))?;
+                }
+                Ok(DnResponse::Ready {
+                    node: self.node.clone(),
+                })
+            }
+            DnRequest::Begin {
+                gxid,
+                isolation,
+                read_only,
+            } => {
+                if let Some(open) = self.open_gxid() {
+                    if open != gxid {
+                        return Err(PgError::new(
+                            SqlState::ActiveSqlTransaction,
+                            format!("transaction {open} is still open on this connection"),
+                        ));
+                    }
+                    return Ok(DnResponse::Ok);
+                }
+                if !gxid.is_valid() {
+                    return Err(PgError::new(
+                        SqlState::ProtocolViolation,
+                        format!("invalid GXID {gxid}"),
+                    ));
+                }
+                self.pending = Some((gxid, isolation, read_only));
+                Ok(DnResponse::Ok)
+            }
+            DnRequest::CopyIn {
+                snapshot,
+                sql,
+                data,
+            } => {
+                let stmt = match pgxc_sql::parser::parse(&sql)?.pop() {
+                    Some(pgxc_sql::parser::Statement::Copy(c)) if c.from => c,
+                    _ => {
+                        return Err(PgError::new(
+                            SqlState::ProtocolViolation,
+                            "CopyIn needs a COPY ... FROM STDIN statement",
+                        ))
+                    }
+                };
+                self.start(s, snapshot)?;
+                let r = s.copy_in(&stmt, &data)?;
+                Ok(DnResponse::Results {
+                    results: vec![DnResult {
+                        columns: r.columns,
+                        rows: r.rows,
+                        tag: r.tag,
+                    }],
+                    wrote: s.has_written(),
+                })
+            }
+            DnRequest::Execute { snapshot, sql } => {
+                self.start(s, snapshot)?;
+                let results = s.execute(&sql)?;
+                Ok(DnResponse::Results {
+                    results: results
+                        .into_iter()
+                        .map(|r| DnResult {
+                            columns: r.columns,
+                            rows: r.rows,
+                            tag: r.tag,
+                        })
+                        .collect(),
+                    wrote: s.has_written(),
+                })
+            }
+            DnRequest::Commit => self.end(s, "COMMIT", "COMMIT"),
+
+            DnRequest::Rollback => self.end(s, "ROLLBACK", "ROLLBACK"),
+            DnRequest::Prepare { gid } => self.end(
+                s,
+                &format!("PREPARE TRANSACTION {}", quote_literal(&gid)),
+                "PREPARE TRANSACTION",
+            ),
+            DnRequest::FinishPrepared { gid, commit } => Ok(DnResponse::Done {
+                found: engine.finish_prepared(&gid, commit)?,
+            }),
+            DnRequest::ListPrepared => Ok(DnResponse::Prepared(
+                engine
+                    .prepared_xacts()
+                    .into_iter()
+                    .map(|p| (p.gid, p.xid))
+                    .collect(),
+            )),
+        }
+    }
+
+    /// Open the local transaction at the first statement (it needs the snapshot), or re-direct
+    /// the session to this statement's snapshot.
+    fn start(&mut self, s: &mut Session, snapshot: pgxc_common::Snapshot) -> Result<(), PgError> {
+        if snapshot.xmin > snapshot.xmax {
+            return Err(PgError::new(
+                SqlState::ProtocolViolation,
+                "snapshot with xmin > xmax",
+            ));
+        }
+        if let Some((gxid, iso, read_only)) = self.pending.take() {
+            s.direct(Some(Directed {
+                gxid,
+                snapshot: snapshot.clone(),
+            }));
+            let begin = format!(
+                "BEGIN ISOLATION LEVEL {}{}",
+                match iso {
+                    DnIsolation::ReadCommitted => "READ COMMITTED",
+                    DnIsolation::RepeatableRead => "REPEATABLE READ",
+                },
+                if read_only { " READ ONLY" } else { "" }
+            );
+            if let Err(e) = s.execute(&begin) {
+                s.direct(None);
+                return Err(e);
+            }
+            self.open = Some(gxid);
+            Ok(())
+        } else if let Some(gxid) = self.open {
+            s.direct(Some(Directed { gxid, snapshot }));
+            Ok(())
+        } else {
+            Err(PgError::new(
+                SqlState::ProtocolViolation,
+                "Execute without Begin: every statement runs in a global transaction",
+            ))
+        }
+    }
+
+    /// End the open transaction with `stmt`; a failed block answers ROLLBACK, which is an error
+    /// for COMMIT and PREPARE (40000: the coordinator must not count it as committed/prepared).
+    fn end(
+        &mut self,
+        s: &mut Session,
+        stmt: &str,
+        expected_tag: &str,
+    ) -> Result<DnResponse, PgError> {
+        self.pending = None;
+        if self.open.take().is_none() {
+            // Nothing ran here: nothing to commit, roll back or prepare.
+            return Ok(DnResponse::Ok);
+        }
+        let r = s.execute(stmt);
+        s.direct(None);
+        let results = r?;
+        let tag = results.last().map(|r| r.tag.as_str()).unwrap_or("");
+        if tag != expected_tag {
+            return Err(PgError::new(
+                SqlState::TransactionRollback,
+                format!(
+                    "the transaction was rolled back on datanode \"{}\"",
+                    self.node
+                ),
+            ));
+        }
+        Ok(DnResponse::Ok)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pgxc_common::Snapshot;
+    use pgxc_storage::{Disk, SimDisk};
+    use std::sync::Arc;
+
+    /// A stand-in GTM for the tests: hands out GXIDs and snapshots from one counter.
+    struct TestGtm {
+        next: u64,
+        running: Vec<Gxid>,
+    }
+
+    impl TestGtm {
+        fn begin(&mut self) -> Gxid {
+            let g = Gxid(self.next);
+            self.next += 1;
+            self.running.push(g);
+            g
+        }
+        fn snapshot(&self) -> Snapshot {
+            Snapshot::new(Gxid(self.next), self.running.clone())
+        }
+        fn end(&mut self, g: Gxid) {
+            self.running.retain(|x| *x != g);
+        }
+    }
+
+    fn engine() -> Arc<Engine> {
+        Engine::open(&Disk::sim(SimDisk::new()), "dn").expect("open")
+    }
+
+    fn ok(r: DnResponse) -> DnResponse {
+        if let DnResponse::Error(e) = &r {
+            panic!("unexpected error {e}");
+        }
+        r
+    }
+
+    fn rows(r: DnResponse) -> Vec<Vec<pgxc_sql::types::Value>> {
+        match ok(r) {
+            DnResponse::Results { mut results, .. } => results.pop().expect("one result").rows,
+            other => panic!("not results: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn directed_transactions_use_the_coordinators_gxids_and_snapshots() {
+        let eng = engine();
+        // The engine's own bootstrap used low GXIDs; the test GTM starts far above them.
+        let mut gtm = TestGtm {
+            next: 1_000_000,
+            running: vec![],
+        };
+        let (mut s1, mut s2) = (eng.session(), eng.session());
+        let (mut b1, mut b2) = (Backend::new("dn1"), Backend::new("dn1"));
+        s1.execute("CREATE TABLE acc (id int PRIMARY KEY, bal int)")
+            .expect("ddl");
+        s1.execute("INSERT INTO acc VALUES (1, 100), (2, 100)")
+            .expect("load");
+
+        // T1 updates, prepares; T2 (snapshot taken while T1 runs) must not see T1's write even
+        // after T1 commits locally, because its snapshot lists T1 as running.
+        let t1 = gtm.begin();
+        ok(b1.handle(
+            &mut s1,
+            &eng,
+            DnRequest::Begin {
+                gxid: t1,
+                isolation: DnIsolation::ReadCommitted,
+                read_only: false,
+            },
+        ));
+        let r = b1.handle(
+            &mut s1,
+            &eng,
+            DnRequest::Execute {
+                snapshot: gtm.snapshot(),
+                sql: "UPDATE acc SET bal = bal - 10 WHERE id = 1".into(),
+            },
+        );
+        assert!(
+            matches!(r, DnResponse::Results { wrote: true, .. }),
+            "{r:?}"
+        );
+        ok(b1.handle(
+            &mut s1,
+            &eng,
+            DnRequest::Prepare {
+                gid: "_pgxc_T1".into(),
+            },
+        ));
+        assert_eq!(
+            b1.handle(&mut s1, &eng, DnRequest::ListPrepared),
+            DnResponse::Prepared(vec![("_pgxc_T1".into(), t1)])
+        );
+
+        let t2 = gtm.begin();
+        let snap_t2 = gtm.snapshot();
+        assert!(snap_t2.xip.contains(&t1));
+        ok(b2.handle(
+            &mut s2,
+            &eng,
+            DnRequest::Begin {
+                gxid: t2,
+                isolation: DnIsolation::RepeatableRead,
+                read_only: true,
+            },
+        ));
+        let before = rows(b2.handle(
+            &mut s2,
+            &eng,
+            DnRequest::Execute {
+                snapshot: snap_t2.clone(),
+                sql: "SELECT bal FROM acc WHERE id = 1".into(),
+            },
+        ));
+        assert_eq!(before, vec![vec![pgxc_sql::types::Value::Int4(100)]]);
+
+        assert_eq!(
+            b1.handle(
+                &mut s1,
+                &eng,
+                DnRequest::FinishPrepared {
+                    gid: "_pgxc_T1".into(),
+                    commit: true
+                }
+            ),
+            DnResponse::Done { found: true }
+        );
+        gtm.end(t1);
+        let still = rows(b2.handle(
+            &mut s2,
+            &eng,
+            DnRequest::Execute {
+                snapshot: snap_t2,
+                sql: "SELECT bal FROM acc WHERE id = 1".into(),
+            },
+        ));
+        assert_eq!(still, vec![vec![pgxc_sql::types::Value::Int4(100)]]);
+        ok(b2.handle(&mut s2, &eng, DnRequest::Commit));
+        gtm.end(t2);
+
+        // A new transaction sees the committed write; finishing twice is idempotent.
+        let t3 = gtm.begin();
+        ok(b2.handle(
+            &mut s2,
+            &eng,
+            DnRequest::Begin {
+                gxid: t3,
+                isolation: DnIsolation::ReadCommitted,
+                read_only: false,
+            },
+        ));
+        let after = rows(b2.handle(
+            &mut s2,
+            &eng,
+            DnRequest::Execute {
+                snapshot: gtm.snapshot(),
+                sql: "SELECT bal FROM acc WHERE id = 1".into(),
+            },
+        ));
+        assert_eq!(after, vec![vec![pgxc_sql::types::Value::Int4(90)]]);
+        ok(b2.handle(&mut s2, &eng, DnRequest::Rollback));
+        assert_eq!(
+            b1.handle(
+                &mut s1,
+                &eng,
+                DnRequest::FinishPrepared {
+                    gid: "_pgxc_T1".into(),
+                    commit: true
+                }
+            ),
+            DnResponse::Done { found: false }
+        );
+    }
+
+    #[test]
+    fn errors_fail_the_transaction_and_commit_reports_the_rollback() {
+        let eng = engine();
+        let mut s = eng.session();
+        let mut b = Backend::new("dn1");
+        let snap = Snapshot::new(Gxid(2_000_001), vec![Gxid(2_000_000)]);
+        ok(b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Begin {
+                gxid: Gxid(2_000_000),
+                isolation: DnIsolation::ReadCommitted,
+                read_only: false,
+            },
+        ));
+        let r = b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Execute {
+                snapshot: snap.clone(),
+                sql: "SELECT 1/0".into(),
+            },
+        );
+        assert!(
+            matches!(&r, DnResponse::Error(e) if e.code == SqlState::DivisionByZero),
+            "{r:?}"
+        );
+        let r = b.handle(&mut s, &eng, DnRequest::Commit);
+        assert!(
+            matches!(&r, DnResponse::Error(e) if e.code == SqlState::TransactionRollback),
+            "{r:?}"
+        );
+        // The connection is usable again.
+        assert!(b.open_gxid().is_none());
+        let r = b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Execute {
+                snapshot: snap,
+                sql: "SELECT 1".into(),
+            },
+        );
+        assert!(
+            matches!(&r, DnResponse::Error(e) if e.code == SqlState::ProtocolViolation),
+            "{r:?}"
+        );
+        let r = b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Hello {
+                version: 99,
+                coordinator: "cn".into(),
+                settings: vec![],
+            },
+        );
+        assert!(matches!(r, DnResponse::Error(_)));
+    }
+}
