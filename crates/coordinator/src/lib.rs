@@ -10,10 +10,12 @@
 //!   two-phase commit on several (`pgxc_cluster::twophase`).
 //! - [`wire`]: the PostgreSQL wire protocol in front of a coordinator (`pgxc_wire` with coordinator
 //!   sessions).
+//! - [`clean`]: `pgxc clean` (XC's pgxc_clean), deciding only from the GTM's record.
 //! - [`route`]: what a statement touches (relations, distribution-key equalities, shippability).
 //!
 //! Design and the order of the commit protocol: `docs/cluster.md`.
 
+pub mod clean;
 pub mod node;
 pub mod route;
 pub mod session;

@@ -88,6 +88,11 @@ impl Coordinator {
         self.cfg.datanodes.iter().map(|(n, _)| n.clone()).collect()
     }
 
+    /// The datanodes: `(name, "host:port")`.
+    pub fn datanode_addrs(&self) -> Vec<(String, String)> {
+        self.cfg.datanodes.clone()
+    }
+
     /// The other coordinators' names.
     pub fn peer_names(&self) -> Vec<String> {
         self.cfg.peers.iter().map(|(n, _)| n.clone()).collect()

@@ -347,3 +347,91 @@ async fn a_cluster_behaves_as_one_database() {
         "{report:?}"
     );
 }
+
+/// `pgxc clean`: an implicit two-phase transaction whose coordinator died after the PREPAREs and
+/// before deciding is reported, then rolled back everywhere from the GTM's record; a user's
+/// `PREPARE TRANSACTION` is only reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pgxc_clean_finishes_what_a_dead_coordinator_left() {
+    use pgxc_cluster::proto::{DnIsolation, DnRequest};
+    use pgxc_coordinator::clean::{clean, status, AddrNodes};
+    use pgxc_datanode::client::DnConn;
+
+    let c = cluster(2, 1).await;
+    let mut s = CoordSession::new(&c.coords[0]).expect("session");
+    q(&mut s, "CREATE TABLE k (id int PRIMARY KEY, v int)").await;
+    q(
+        &mut s,
+        "INSERT INTO k VALUES (1, 0), (2, 0), (3, 0), (4, 0)",
+    )
+    .await;
+    let coord = &c.coords[0];
+    let gtm = coord.gtm();
+    let addrs: std::collections::BTreeMap<String, String> = coord_datanodes(coord);
+    // A coordinator's first phase, then it "dies": writes on both datanodes, prepared, undecided.
+    let (gxid, snap) = gtm.begin_snapshot().await.expect("gxid");
+    let gid = format!("_pgxc_T{}", gxid.0);
+    gtm.prepare(gxid, &gid, addrs.keys().cloned().collect())
+        .await
+        .expect("record");
+    for (name, addr) in &addrs {
+        let mut dn = DnConn::connect(name, addr, "dead", vec![])
+            .await
+            .expect("dn");
+        dn.call(DnRequest::Begin {
+            gxid,
+            isolation: DnIsolation::ReadCommitted,
+            read_only: false,
+        })
+        .await
+        .expect("begin");
+        dn.call(DnRequest::Execute {
+            snapshot: snap.clone(),
+            sql: "UPDATE k SET v = 99".into(),
+        })
+        .await
+        .expect("update");
+        dn.call(DnRequest::Prepare { gid: gid.clone() })
+            .await
+            .expect("prepare");
+    }
+    // A user's prepared transaction, which clean must leave alone.
+    q(&mut s, "BEGIN").await;
+    q(&mut s, "INSERT INTO k VALUES (10, 1), (11, 1)").await;
+    q(&mut s, "PREPARE TRANSACTION 'user_gid'").await;
+
+    let nodes = AddrNodes { addrs };
+    let st = status(&nodes).await;
+    for r in st.values() {
+        let v = r.as_ref().expect("reachable");
+        assert!(v.iter().any(|(g, _)| *g == gid), "{st:?}");
+    }
+    let report = clean(gtm, &nodes, true).await.expect("report");
+    assert_eq!(report.rolled_back, vec![gid.clone()]);
+    assert_eq!(report.left, vec!["user_gid".to_string()]);
+    // --no-clean changed nothing.
+    assert!(status(&nodes)
+        .await
+        .values()
+        .all(|r| r.as_ref().is_ok_and(|v| v.iter().any(|(g, _)| *g == gid))));
+    let report = clean(gtm, &nodes, false).await.expect("clean");
+    assert_eq!(report.rolled_back, vec![gid.clone()]);
+    for r in status(&nodes).await.values() {
+        let v = r.as_ref().expect("reachable");
+        assert!(!v.iter().any(|(g, _)| *g == gid), "rolled back everywhere");
+    }
+    // The dead transaction's writes are gone; the user's still waits for COMMIT PREPARED.
+    assert_eq!(
+        q(&mut s, "SELECT sum(v) FROM k").await,
+        vec![vec![Value::Int8(0)]]
+    );
+    q(&mut s, "COMMIT PREPARED 'user_gid'").await;
+    assert_eq!(
+        q(&mut s, "SELECT sum(v) FROM k").await,
+        vec![vec![Value::Int8(2)]]
+    );
+}
+
+fn coord_datanodes(coord: &Coordinator) -> std::collections::BTreeMap<String, String> {
+    coord.datanode_addrs().into_iter().collect()
+}

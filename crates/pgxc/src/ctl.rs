@@ -320,6 +320,11 @@ pub async fn up(args: UpArgs) -> Result<()> {
             args.host, cn_ports[k]
         );
     }
+    let mut clean = format!("pgxc clean --gtm {}", gtm_addrs.join(","));
+    for (name, addr) in dn_addrs.iter().chain(cn_internal.iter()) {
+        clean.push_str(&format!(" --node {name}={addr}"));
+    }
+    println!("In doubt:   {clean}");
     println!("Press Ctrl-C to stop the cluster.");
     loop {
         tokio::select! {

@@ -6,7 +6,9 @@
 //! - `pgxc ctl up`: the default local cluster in the foreground.
 //! - `pgxc datanode`: a datanode of a cluster (or `--standalone`, serving psql on its own).
 //! - `pgxc coordinator`: a coordinator, where applications connect.
+//! - `pgxc clean`: finish in-doubt prepared transactions (XC's pgxc_clean).
 
+mod clean;
 mod cmd_gtm;
 mod coordinator;
 mod ctl;
@@ -42,6 +44,8 @@ enum Command {
     Datanode(datanode::DatanodeArgs),
     /// Run a coordinator: PostgreSQL clients connect here.
     Coordinator(coordinator::CoordinatorArgs),
+    /// Finish prepared transactions left in doubt, from the GTM's decision record (XC's pgxc_clean).
+    Clean(clean::CleanArgs),
     /// Operate a GTM group.
     GtmCtl {
         /// GTM addresses (host:port), comma separated.
@@ -153,6 +157,7 @@ fn run() -> Result<()> {
                 verb: CtlVerb::Up(args),
             } => ctl::up(args).await,
             Command::Coordinator(args) => coordinator::run(args).await,
+            Command::Clean(args) => clean::run(args).await,
             Command::Datanode(_) => unreachable!("handled above"),
         }
     })
