@@ -1735,25 +1735,10 @@ impl Session {
                                 .finish_as(b.txn, false, self.directed.is_some())?;
                             Ok(QueryResult::command("ROLLBACK"))
                         } else {
-                            if !b.deferred.is_empty() {
-                                let tz = self.time_zone();
-                                let seqs: Arc<dyn SequenceSource> = self.seqs.clone();
-                                let checked = b.txn.next_command().and_then(|_| {
-                                    Exec::new(&self.engine, &mut b.txn, tz, b.start, seqs)
-                                        .check_deferred(&b.deferred)
-                                });
-                                if let Err(e) = checked {
-                                    self.engine
-                                        .finish_as(b.txn, false, self.directed.is_some())?;
-                                    return Err(e);
-                                }
-                            }
-                            if serializable {
-                                if let Err(e) = self.engine.ssi_commit(&b.txn) {
-                                    self.engine
-                                        .finish_as(b.txn, false, self.directed.is_some())?;
-                                    return Err(e);
-                                }
+                            if let Err(e) = self.before_commit(&mut b, serializable) {
+                                self.engine
+                                    .finish_as(b.txn, false, self.directed.is_some())?;
+                                return Err(e);
                             }
                             self.engine
                                 .finish_as(b.txn, true, self.directed.is_some())?;
@@ -1786,28 +1771,12 @@ impl Session {
                         Ok(QueryResult::command("ROLLBACK"))
                     }
                     TxState::InBlock(mut b) => {
-                        if !b.deferred.is_empty() {
-                            let tz = self.time_zone();
-                            let seqs: Arc<dyn SequenceSource> = self.seqs.clone();
-                            let checked = b.txn.next_command().and_then(|_| {
-                                Exec::new(&self.engine, &mut b.txn, tz, b.start, seqs)
-                                    .check_deferred(&b.deferred)
-                            });
-                            if let Err(e) = checked {
-                                self.engine
-                                    .finish_as(b.txn, false, self.directed.is_some())?;
-                                return Err(e);
-                            }
-                        }
-                        // SSI: PREPARE is the point of no return (a prepared transaction
-                        // counts as committed; a later ROLLBACK PREPARED only costs false
-                        // positives).
-                        if serializable {
-                            if let Err(e) = self.engine.ssi_commit(&b.txn) {
-                                self.engine
-                                    .finish_as(b.txn, false, self.directed.is_some())?;
-                                return Err(e);
-                            }
+                        // SSI: PREPARE is the point of no return (a prepared transaction counts
+                        // as committed; a later ROLLBACK PREPARED only costs false positives).
+                        if let Err(e) = self.before_commit(&mut b, serializable) {
+                            self.engine
+                                .finish_as(b.txn, false, self.directed.is_some())?;
+                            return Err(e);
                         }
                         self.engine.prepare(b.txn, &gid, self.directed.is_some())?;
                         Ok(QueryResult::command("PREPARE TRANSACTION"))
@@ -1838,6 +1807,21 @@ impl Session {
                 Ok(QueryResult::command(what))
             }
         }
+    }
+
+    /// What COMMIT and PREPARE TRANSACTION check before the transaction may end well: deferred
+    /// foreign keys, then (SERIALIZABLE) the SSI pivot rule. An error means the caller rolls back.
+    fn before_commit(&self, b: &mut Block, serializable: bool) -> Result<(), PgError> {
+        if !b.deferred.is_empty() {
+            let tz = self.time_zone();
+            let seqs: Arc<dyn SequenceSource> = self.seqs.clone();
+            b.txn.next_command()?;
+            Exec::new(&self.engine, &mut b.txn, tz, b.start, seqs).check_deferred(&b.deferred)?;
+        }
+        if serializable {
+            self.engine.ssi_commit(&b.txn)?;
+        }
+        Ok(())
     }
 
     /// SAVEPOINT / RELEASE SAVEPOINT / ROLLBACK TO SAVEPOINT, as PostgreSQL: names may repeat
