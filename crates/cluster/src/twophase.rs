@@ -298,9 +298,25 @@ pub async fn resolve<L: DecisionLog, N: NodeAccess>(
     abandoned: impl Fn(&InDoubt) -> bool,
     report_only: bool,
 ) -> Result<Report, PgError> {
+    resolve_when(log, nodes, abandoned, |_| true, report_only).await
+}
+
+/// [`resolve`], finishing a decided gid only when `due` says so (the background resolver leaves
+/// a freshly decided gid to its own coordinator, which is normally finishing it right then).
+pub async fn resolve_when<L: DecisionLog, N: NodeAccess>(
+    log: &L,
+    nodes: &N,
+    abandoned: impl Fn(&InDoubt) -> bool,
+    due: impl Fn(&InDoubt) -> bool,
+    report_only: bool,
+) -> Result<Report, PgError> {
     let mut report = Report::default();
     for p in log.list_prepared().await? {
         let decision = match p.decision {
+            Some(_) if !due(&p) => {
+                report.left.push(p.gid.clone());
+                continue;
+            }
             Some(d) => d,
             None if abandoned(&p) => {
                 if report_only {

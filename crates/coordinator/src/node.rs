@@ -260,24 +260,26 @@ impl Coordinator {
             };
             first_seen.retain(|gid, _| listed.iter().any(|p| p.gid == *gid));
             for p in &listed {
-                if p.decision.is_none() {
-                    first_seen.entry(p.gid.clone()).or_insert(now);
-                }
+                first_seen.entry(p.gid.clone()).or_insert(now);
             }
-            let old: Vec<String> = first_seen
-                .iter()
-                .filter(|(_, t)| now.duration_since(**t) >= abandon_after)
-                .map(|(g, _)| g.clone())
-                .collect();
+            let age = |gid: &str| {
+                first_seen
+                    .get(gid)
+                    .map(|t| now.duration_since(*t))
+                    .unwrap_or_default()
+            };
             // Only implicit (coordinator-made) gids are abandoned automatically; a user's
             // PREPARE TRANSACTION waits for its COMMIT/ROLLBACK PREPARED, as in PostgreSQL.
-            match self
-                .resolve_in_doubt(
-                    |p| old.contains(&p.gid) && p.gid.starts_with("_pgxc_T"),
-                    false,
-                )
-                .await
-            {
+            // A decided gid is left to its coordinator for a few periods first.
+            let r = pgxc_cluster::twophase::resolve_when(
+                &GtmLog(&self.gtm),
+                &Nodes(&self),
+                |p| age(&p.gid) >= abandon_after && p.gid.starts_with("_pgxc_T"),
+                |p| age(&p.gid) >= period * 3,
+                false,
+            )
+            .await;
+            match r {
                 Ok(r) if !r.committed.is_empty() || !r.rolled_back.is_empty() => {
                     tracing::info!(
                         committed = ?r.committed,

@@ -746,22 +746,7 @@ impl CoordSession {
     /// The placement of table `name` (and its columns) as this transaction sees the catalog, or
     /// `None` if it is not a distributed table (a view, a catalog table, a CTE name...).
     async fn placed(&mut self, name: &route::RelName) -> Result<Option<Placed>, PgError> {
-        let (schema, rel) = name.clone();
-        if schema.as_deref() == Some("pgxc") || schema.as_deref() == Some("pg_catalog") {
-            return Ok(None);
-        }
-        if self.txn.is_none() {
-            self.begin_statement().await?;
-        }
-        // Make sure the catalog session's transaction is open, then look the table up.
-        self.local_run("SELECT 1", true).await?;
-        let (s2, r2) = (schema.clone(), rel.clone());
-        let def = self
-            .local
-            .call(move |s| s.table_def(s2.as_deref(), &r2))
-            .await
-            .map_err(io_err)??;
-        let Some(def) = def else {
+        let Some(def) = self.lookup_def(name).await? else {
             return Ok(None);
         };
         if def.view.is_some() {
@@ -810,6 +795,74 @@ impl CoordSession {
         }))
     }
 
+    /// A relation's catalog definition as this transaction sees it (`None`: not a table or view,
+    /// or a catalog relation).
+    async fn lookup_def(
+        &mut self,
+        name: &route::RelName,
+    ) -> Result<Option<pgxc_sql::catalog::TableDef>, PgError> {
+        let (schema, rel) = name.clone();
+        if schema.as_deref() == Some("pgxc") || schema.as_deref() == Some("pg_catalog") {
+            return Ok(None);
+        }
+        if self.txn.is_none() {
+            self.begin_statement().await?;
+        }
+        // Make sure the catalog session's transaction is open, then look the table up.
+        self.local_run("SELECT 1", true).await?;
+        self.local
+            .call(move |s| s.table_def(schema.as_deref(), &rel))
+            .await
+            .map_err(io_err)?
+    }
+
+    /// The distributed tables a statement reads, looking through views (a view's own query names
+    /// more relations), and whether any view was involved (then nothing is shipped whole: the
+    /// statement is evaluated here over the base tables' rows).
+    async fn expand(&mut self, rels: Vec<route::RelName>) -> Result<(Vec<Placed>, bool), PgError> {
+        let mut out: Vec<Placed> = Vec::new();
+        let mut via_view = false;
+        let mut work = rels;
+        work.reverse();
+        let mut steps = 0;
+        while let Some(r) = work.pop() {
+            steps += 1;
+            if steps > 1024 {
+                return Err(PgError::new(
+                    SqlState::ProgramLimitExceeded,
+                    "views nest too deeply",
+                ));
+            }
+            if let Some(def) = self.lookup_def(&r).await? {
+                if let Some(sql) = &def.view {
+                    via_view = true;
+                    for st in parser::parse(sql)? {
+                        if let Statement::Sql(s) = st {
+                            work.extend(route::relations(&s));
+                        }
+                    }
+                    continue;
+                }
+            }
+            if let Some(p) = self.placed(&r).await? {
+                if !out.iter().any(|x| x.name == p.name) {
+                    out.push(p);
+                }
+            }
+        }
+        Ok((out, via_view))
+    }
+
+    /// 0A000 if `name` is a view: writes through views are not placed yet on a coordinator.
+    async fn no_view_target(&mut self, name: &route::RelName) -> Result<(), PgError> {
+        if let Some(def) = self.lookup_def(name).await? {
+            if def.view.is_some() {
+                return Err(unsupported("writing through a view"));
+            }
+        }
+        Ok(())
+    }
+
     /// Node indexes (into the table's node list) a statement visits, given the WHERE clause.
     fn targets(
         placed: &Placed,
@@ -856,14 +909,12 @@ impl CoordSession {
 
     async fn select(&mut self, text: &str, q: &ast::Query) -> Result<QueryResult, PgError> {
         self.begin_statement().await?;
-        let mut placed = Vec::new();
-        for r in route::relations(q) {
-            if let Some(p) = self.placed(&r).await? {
-                placed.push(p);
-            }
-        }
+        let (placed, via_view) = self.expand(route::relations(q)).await?;
         if placed.is_empty() {
             return self.local_exec(text, true).await;
+        }
+        if via_view {
+            return Box::pin(self.evaluate_here(text, &placed)).await;
         }
         let preferred = self.coord.cfg.preferred.clone();
         // Only replicated tables: one node that holds all of them.
@@ -997,6 +1048,7 @@ impl CoordSession {
         let Some(rel) = route::rel_name(table) else {
             return Err(unsupported("this table name"));
         };
+        self.no_view_target(&rel).await?;
         let Some(p) = self.placed(&rel).await? else {
             return self.local_exec(&ins.to_string(), true).await;
         };
@@ -1286,6 +1338,7 @@ impl CoordSession {
         let Some(rel) = route::rel_name(name) else {
             return Err(unsupported("this table name"));
         };
+        self.no_view_target(&rel).await?;
         let Some(p) = self.placed(&rel).await? else {
             return self.local_exec(text, true).await;
         };
@@ -1329,6 +1382,7 @@ impl CoordSession {
         let Some(rel) = route::rel_name(name) else {
             return Err(unsupported("this table name"));
         };
+        self.no_view_target(&rel).await?;
         let Some(p) = self.placed(&rel).await? else {
             return self.local_exec(text, true).await;
         };
@@ -1354,6 +1408,7 @@ impl CoordSession {
             if r.1 == p.name.rsplit('.').next().unwrap_or(&p.name) {
                 continue;
             }
+            self.no_view_target(&r).await?;
             if let Some(other) = self.placed(&r).await? {
                 if other.name == p.name {
                     continue;

@@ -337,6 +337,29 @@ async fn a_cluster_behaves_as_one_database() {
         "only the work before the savepoint committed"
     );
 
+    // Views read through a coordinator see every datanode's rows (evaluated over the base tables).
+    q(
+        &mut s1,
+        "CREATE VIEW rich AS SELECT id, bal FROM acc WHERE bal >= 100",
+    )
+    .await;
+    q(
+        &mut s1,
+        "CREATE VIEW rich_count AS SELECT count(*) AS n FROM rich",
+    )
+    .await;
+    let direct = q(&mut s2, "SELECT count(*) FROM acc WHERE bal >= 100").await;
+    assert_eq!(int(&direct[0][0]), 98, "{direct:?}");
+    assert_eq!(int(&q(&mut s2, "SELECT n FROM rich_count").await[0][0]), 98);
+    assert_eq!(
+        q(&mut s1, "SELECT id FROM rich ORDER BY id").await.len(),
+        98
+    );
+    assert_eq!(
+        code(&mut s1, "UPDATE rich SET bal = 0").await,
+        SqlState::FeatureNotSupported
+    );
+
     // Nothing is left in doubt.
     let report = c.coords[0]
         .resolve_in_doubt(|_| false, true)

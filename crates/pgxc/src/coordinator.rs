@@ -90,18 +90,21 @@ pub async fn run(args: CoordinatorArgs) -> Result<()> {
         internal = %internal.local_addr()?,
         "coordinator ready"
     );
-    tokio::spawn(Arc::clone(&coord).resolver(
+    let resolver = tokio::spawn(Arc::clone(&coord).resolver(
         std::time::Duration::from_secs(2),
         std::time::Duration::from_secs(30),
     ));
-    let keep = engine.clone();
+    // The engine owns a runtime: its last reference must not be dropped on an async worker, so
+    // these two references outlive everything else here and are dropped on a blocking thread.
+    let keep = (engine.clone(), Arc::clone(&coord));
     let r = tokio::select! {
         biased;
         _ = crate::serve::shutdown_signal() => Ok(()),
         r = pgxc_datanode::server::serve(internal, engine, args.name.clone()) => r.context("internal accept failed"),
         r = pgxc_coordinator::wire::serve(listener, coord) => r.context("accept failed"),
     };
-    // The engine owns a runtime: its last reference must not be dropped on an async worker.
+    resolver.abort();
+    let _ = resolver.await;
     let _ = tokio::task::spawn_blocking(move || drop(keep)).await;
     r
 }
