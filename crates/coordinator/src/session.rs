@@ -808,8 +808,11 @@ impl CoordSession {
         if self.txn.is_none() {
             self.begin_statement().await?;
         }
-        // Make sure the catalog session's transaction is open, then look the table up.
-        self.local_run("SELECT 1", true).await?;
+        // Make sure the catalog session's transaction is open (once per transaction), then look
+        // the table up.
+        if !self.txn()?.local_begun {
+            self.local_run("SELECT 1", true).await?;
+        }
         self.local
             .call(move |s| s.table_def(schema.as_deref(), &rel))
             .await

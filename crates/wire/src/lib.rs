@@ -538,12 +538,13 @@ where
     }
     // The cancel secret: unpredictable, so only this connection's client can cancel it.
     let secret: i32 = rand::random();
-    let _key = match session.call(|s| s.cancel_flag()).await? {
+    let cancel = session.call(|s| s.cancel_flag()).await?;
+    let _key = match &cancel {
         Some(flag) => {
             cancel_keys()
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(pid, (secret, flag));
+                .insert(pid, (secret, Arc::clone(flag)));
             Some(CancelKey(pid))
         }
         None => None,
@@ -556,6 +557,7 @@ where
         r,
         w,
         session,
+        cancel,
         statements: HashMap::new(),
         portals: HashMap::new(),
         skip_to_sync: false,
@@ -577,6 +579,8 @@ struct Conn<S> {
     r: Reader,
     w: Writer,
     session: SessionThread<S>,
+    /// The session's cancel flag (set by a CancelRequest or the statement_timeout timer).
+    cancel: Option<Arc<AtomicBool>>,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Portal>,
     /// After an error in the extended protocol, messages are skipped until Sync.
@@ -614,13 +618,18 @@ impl<S: WireSession> Conn<S> {
                 b'Q' => {
                     let sql = Body::new(&body).cstr().map_err(invalid)?;
                     // statement_timeout: a timer sets the session's cancel flag.
-                    let timeout = self.session.call(|s| s.statement_timeout()).await?;
-                    let timer = match (timeout, self.session.call(|s| s.cancel_flag()).await?) {
-                        (Some(t), Some(flag)) => Some(tokio::spawn(async move {
-                            tokio::time::sleep(t).await;
-                            flag.store(true, Ordering::Relaxed);
-                        })),
-                        _ => None,
+                    let timer = match &self.cancel {
+                        Some(flag) => match self.session.call(|s| s.statement_timeout()).await? {
+                            Some(t) => {
+                                let flag = Arc::clone(flag);
+                                Some(tokio::spawn(async move {
+                                    tokio::time::sleep(t).await;
+                                    flag.store(true, Ordering::Relaxed);
+                                }))
+                            }
+                            None => None,
+                        },
+                        None => None,
                     };
                     let r = self.simple_query(sql).await;
                     if let Some(t) = timer {
