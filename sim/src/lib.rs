@@ -6,6 +6,9 @@
 //!
 //! - [`gtm_history`]: the events a GTM simulation records and the checkers that judge them (pure; their own
 //!   tests run in normal mode too).
+//! - `cluster` (madsim only): a simulated cluster's machines (GTM group, datanodes running the
+//!   production server over the simulated network and disk) and the coordinator's side of the
+//!   commit protocol over datanode connections.
 //! - `harness` (madsim only): the seed loop, replay commands, determinism checks, simulated-time rate.
 //!
 //! Environment: `PGXC_SIM_SEEDS` (how many seeds), `PGXC_SIM_SEED_BASE` (first seed), `PGXC_SIM_SEED` (replay
@@ -13,5 +16,7 @@
 
 pub mod gtm_history;
 
+#[cfg(madsim)]
+pub mod cluster;
 #[cfg(madsim)]
 pub mod harness;

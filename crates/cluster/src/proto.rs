@@ -11,7 +11,7 @@ use pgxc_sql::types::{DataType, Value};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version a coordinator announces in [`DnRequest::Hello`].
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Transaction isolation as the coordinator asks for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -112,6 +112,10 @@ pub enum DnResponse {
         results: Vec<DnResult>,
         /// The local transaction wrote.
         wrote: bool,
+        /// Committed transactions whose updates or deletes the local transaction followed under
+        /// READ COMMITTED (`Txn::followed`): the coordinator ends this transaction at the GTM only
+        /// after they left its running set, so no snapshot sees this one without them.
+        followed: Vec<Gxid>,
     },
     /// Answer to `FinishPrepared`.
     Done {
@@ -163,6 +167,7 @@ mod tests {
                 tag: "SELECT 2".into(),
             }],
             wrote: false,
+            followed: vec![Gxid(7)],
         };
         let bytes = postcard::to_stdvec(&r).expect("encode");
         assert_eq!(

@@ -30,6 +30,22 @@ fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
+/// The answer to an `Execute`: its statements' results and whether the transaction wrote here.
+fn results_response(s: &Session, results: Vec<pgxc_sql::engine::QueryResult>) -> DnResponse {
+    DnResponse::Results {
+        results: results
+            .into_iter()
+            .map(|r| DnResult {
+                columns: r.columns,
+                rows: r.rows,
+                tag: r.tag,
+            })
+            .collect(),
+        wrote: s.has_written(),
+        followed: s.followed(),
+    }
+}
+
 impl Backend {
     /// A connection to the datanode named `node`.
     pub fn new(node: impl Into<String>) -> Backend {
@@ -50,6 +66,31 @@ impl Backend {
         match self.try_handle(s, engine, req) {
             Ok(r) => r,
             Err(e) => DnResponse::Error(e),
+        }
+    }
+
+    /// [`Backend::handle`] on an async task, for an engine in `WaitMode::Restart` (the
+    /// simulation's datanodes): `Execute` runs through `Session::execute_async`, so a statement
+    /// that meets a lock holder awaits it and restarts instead of blocking the thread. Every
+    /// other request never waits and is answered as by `handle`.
+    pub async fn handle_async(
+        &mut self,
+        s: &mut Session,
+        engine: &Engine,
+        req: DnRequest,
+    ) -> DnResponse {
+        match req {
+            DnRequest::Execute { snapshot, sql } => {
+                let r = match self.start(s, snapshot) {
+                    Ok(()) => s.execute_async(&sql).await,
+                    Err(e) => Err(e),
+                };
+                match r {
+                    Ok(results) => results_response(s, results),
+                    Err(e) => DnResponse::Error(e),
+                }
+            }
+            other => self.handle(s, engine, other),
         }
     }
 
@@ -126,22 +167,13 @@ impl Backend {
                         tag: r.tag,
                     }],
                     wrote: s.has_written(),
+                    followed: s.followed(),
                 })
             }
             DnRequest::Execute { snapshot, sql } => {
                 self.start(s, snapshot)?;
                 let results = s.execute(&sql)?;
-                Ok(DnResponse::Results {
-                    results: results
-                        .into_iter()
-                        .map(|r| DnResult {
-                            columns: r.columns,
-                            rows: r.rows,
-                            tag: r.tag,
-                        })
-                        .collect(),
-                    wrote: s.has_written(),
-                })
+                Ok(results_response(s, results))
             }
             DnRequest::Commit => self.end(s, "COMMIT", "COMMIT"),
 
@@ -152,7 +184,7 @@ impl Backend {
                 "PREPARE TRANSACTION",
             ),
             DnRequest::FinishPrepared { gid, commit } => Ok(DnResponse::Done {
-                found: engine.finish_prepared(&gid, commit)?,
+                found: engine.finish_prepared_fenced(&gid, commit)?,
             }),
             DnRequest::ListPrepared => Ok(DnResponse::Prepared(
                 engine
@@ -216,6 +248,10 @@ impl Backend {
             // Nothing ran here: nothing to commit, roll back or prepare.
             return Ok(DnResponse::Ok);
         }
+        pgxc_common::failpoint::hit_if(
+            expected_tag == "PREPARE TRANSACTION",
+            "datanode-before-prepare",
+        );
         let r = s.execute(stmt);
         s.direct(None);
         let results = r?;
@@ -229,6 +265,10 @@ impl Backend {
                 ),
             ));
         }
+        pgxc_common::failpoint::hit_if(
+            expected_tag == "PREPARE TRANSACTION",
+            "datanode-after-prepare",
+        );
         Ok(DnResponse::Ok)
     }
 }
@@ -408,6 +448,68 @@ mod tests {
             ),
             DnResponse::Done { found: false }
         );
+    }
+
+    #[test]
+    fn a_prepare_arriving_after_its_rollback_is_refused() {
+        let eng = engine();
+        let mut s = eng.session();
+        let mut b = Backend::new("dn1");
+        s.execute("CREATE TABLE t (v int)").expect("ddl");
+        // The coordinator gave up on gid g (its PREPARE was still on the way) and rolled it back.
+        assert_eq!(
+            b.handle(
+                &mut s,
+                &eng,
+                DnRequest::FinishPrepared {
+                    gid: "_pgxc_T3000000".into(),
+                    commit: false
+                }
+            ),
+            DnResponse::Done { found: false }
+        );
+        let snap = Snapshot::new(Gxid(3_000_001), vec![Gxid(3_000_000)]);
+        ok(b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Begin {
+                gxid: Gxid(3_000_000),
+                isolation: DnIsolation::ReadCommitted,
+                read_only: false,
+            },
+        ));
+        ok(b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Execute {
+                snapshot: snap,
+                sql: "INSERT INTO t VALUES (1)".into(),
+            },
+        ));
+        // The late PREPARE: refused, nothing left prepared, the write gone.
+        let r = b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Prepare {
+                gid: "_pgxc_T3000000".into(),
+            },
+        );
+        assert!(
+            matches!(&r, DnResponse::Error(e) if e.code == SqlState::TransactionRollback),
+            "{r:?}"
+        );
+        assert_eq!(
+            b.handle(&mut s, &eng, DnRequest::ListPrepared),
+            DnResponse::Prepared(vec![])
+        );
+        let rows = s.execute("SELECT count(*) FROM t").expect("count");
+        assert_eq!(rows[0].rows, vec![vec![pgxc_sql::types::Value::Int8(0)]]);
+        // Another gid still prepares.
+        let mut s2 = eng.session();
+        s2.execute("BEGIN").expect("begin");
+        s2.execute("INSERT INTO t VALUES (2)").expect("insert");
+        s2.execute("PREPARE TRANSACTION 'other'").expect("prepare");
+        assert!(eng.finish_prepared("other", true).expect("commit prepared"));
     }
 
     #[test]

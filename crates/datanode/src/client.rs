@@ -4,8 +4,15 @@ use pgxc_cluster::proto::{DnRequest, DnResponse, PROTOCOL_VERSION};
 use pgxc_common::frame::{read_frame, write_frame, FrameError};
 use pgxc_common::{PgError, SqlState};
 use tokio::io::BufReader;
+#[cfg(not(madsim))]
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
+
+// madsim's TcpStream has no owned halves: split it with tokio's generic `split` there.
+#[cfg(madsim)]
+type OwnedReadHalf = tokio::io::ReadHalf<TcpStream>;
+#[cfg(madsim)]
+type OwnedWriteHalf = tokio::io::WriteHalf<TcpStream>;
 
 /// One pooled connection to a datanode (one datanode session).
 #[derive(Debug)]
@@ -44,7 +51,10 @@ impl DnConn {
             )
         })?;
         let _ = stream.set_nodelay(true);
+        #[cfg(not(madsim))]
         let (r, w) = stream.into_split();
+        #[cfg(madsim)]
+        let (r, w) = tokio::io::split(stream);
         let mut c = DnConn {
             node: node.to_string(),
             r: BufReader::new(r),

@@ -8,6 +8,7 @@ use pgxc_sql::engine::TxnSource;
 /// block the calling thread until the GTM answers, so they must run on a session thread or in
 /// `spawn_blocking`, never on an async worker.
 pub struct GtmTxnSource {
+    #[cfg_attr(madsim, allow(dead_code))]
     client: GtmClient,
 }
 
@@ -18,6 +19,7 @@ impl GtmTxnSource {
     }
 }
 
+#[cfg(not(madsim))]
 impl TxnSource for GtmTxnSource {
     fn begin(&self) -> Result<(Gxid, Snapshot), PgError> {
         pollster::block_on(self.client.begin_snapshot())
@@ -39,4 +41,29 @@ impl TxnSource for GtmTxnSource {
             tracing::warn!(%xid, "could not report the end of a datanode-local transaction: {e}");
         }
     }
+}
+
+/// Under madsim no call may block the simulation's only thread: every call fails with XX000
+/// (a simulated datanode takes its GXIDs from a source that asked the GTM ahead, in `pgxc-sim`).
+#[cfg(madsim)]
+impl TxnSource for GtmTxnSource {
+    fn begin(&self) -> Result<(Gxid, Snapshot), PgError> {
+        Err(blocking_in_sim())
+    }
+
+    fn snapshot(&self) -> Result<Snapshot, PgError> {
+        Err(blocking_in_sim())
+    }
+
+    fn end(&self, xid: Gxid, _committed: bool) {
+        tracing::warn!(%xid, "GtmTxnSource cannot report under madsim");
+    }
+}
+
+#[cfg(madsim)]
+fn blocking_in_sim() -> PgError {
+    PgError::new(
+        pgxc_common::SqlState::InternalError,
+        "GtmTxnSource blocks its thread and cannot run under madsim",
+    )
 }

@@ -36,6 +36,9 @@ use crate::types::{DataType, Value};
 /// How many GXIDs one durable reservation covers.
 pub const GXID_BLOCK: u64 = 1000;
 
+/// How many gids [`Engine::finish_prepared_fenced`] remembers.
+pub const FENCED_GIDS: usize = 4096;
+
 /// The result of one statement: its columns (empty for commands without a result set), rows and
 /// PostgreSQL's command tag (`SELECT 3`, `INSERT 0 2`, `CREATE TABLE`, ...).
 #[derive(Clone, Debug, PartialEq)]
@@ -108,6 +111,17 @@ impl SeqState {
         }
     }
 
+    /// The parameters a [`GlobalSequences`] store needs.
+    fn def(&self) -> SeqDef {
+        SeqDef {
+            start: self.start,
+            increment: self.increment,
+            min: self.min,
+            max: self.max,
+            cycle: self.cycle,
+        }
+    }
+
     /// The value after `from`: `None` at the limit of a sequence without CYCLE.
     fn step(&self, from: i64) -> Option<i64> {
         match from.checked_add(self.increment) {
@@ -149,6 +163,33 @@ struct SeqRecord {
     start: i64,
 }
 
+/// How statements wait for the holder of a row or relation lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WaitMode {
+    /// Wait inside the statement, as PostgreSQL does: storage futures run on an engine-owned
+    /// current-thread runtime, so [`Session::execute`] blocks its thread (one session per
+    /// thread). The default outside madsim.
+    Block,
+    /// Never block a thread: a statement that would wait is rolled back to its start (an
+    /// internal savepoint) and [`Session::execute_async`] awaits the holder's end, then runs it
+    /// again. READ COMMITTED statements restart with a new snapshot (a later statement start, as
+    /// PostgreSQL would have allowed); REPEATABLE READ ones keep theirs and still get 40001 on a
+    /// concurrent update. [`Session::execute`] in this mode answers 55P03 where it would wait.
+    /// The only mode under madsim (a deterministic simulation runs every node on one thread).
+    Restart,
+}
+
+impl WaitMode {
+    /// [`WaitMode::Restart`] under madsim, [`WaitMode::Block`] otherwise.
+    pub fn for_build() -> WaitMode {
+        if cfg!(madsim) {
+            WaitMode::Restart
+        } else {
+            WaitMode::Block
+        }
+    }
+}
+
 /// A standalone SQL engine over one store. Cheap to share (`Arc`).
 ///
 /// Sequences are local to the engine and, like PostgreSQL's, not transactional: every change
@@ -160,13 +201,21 @@ pub struct Engine {
     gtm: Mutex<GtmState>,
     /// Where GXIDs and snapshots come from when not from the local GTM (a datanode in a cluster).
     source: Option<Arc<dyn TxnSource>>,
-    rt: tokio::runtime::Runtime,
+    /// Block mode's runtime for storage futures (`None` in restart mode; never under madsim).
+    #[cfg(not(madsim))]
+    rt: Option<tokio::runtime::Runtime>,
+    /// How statements wait for lock holders.
+    mode: WaitMode,
     catalog_rel: RelId,
     seq_rel: RelId,
     seqs: Mutex<HashMap<String, SeqState>>,
     ssi: Mutex<SsiState>,
     /// The last `pg_backend_pid()` handed to a session (sessions are numbered from 1).
     last_pid: std::sync::atomic::AtomicI32,
+    /// Gids a coordinator rolled back here before they were prepared
+    /// ([`Engine::finish_prepared_fenced`]): a PREPARE arriving late under one of them is refused.
+    /// Also the lock that makes "not prepared → fence" and PREPARE mutually atomic.
+    fenced_gids: Mutex<std::collections::VecDeque<String>>,
 }
 
 /// Serializable snapshot isolation at relation granularity (PostgreSQL's SSI, coarsened): the
@@ -224,6 +273,17 @@ fn no_seq(name: &str) -> PgError {
 
 impl SequenceSource for SessionSeqs {
     fn nextval(&self, name: &str) -> Result<i64, PgError> {
+        if let Some(g) = self.engine.global_seqs() {
+            if !self.engine.seqs().contains_key(name) {
+                return Err(no_seq(name));
+            }
+            let v = g.nextval(name)?;
+            self.last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_string(), v);
+            return Ok(v);
+        }
         let v = {
             let mut seqs = self.engine.seqs();
             let s = seqs.get_mut(name).ok_or_else(|| no_seq(name))?;
@@ -296,24 +356,41 @@ impl SequenceSource for SessionSeqs {
     }
 
     fn setval(&self, name: &str, value: i64, is_called: bool) -> Result<i64, PgError> {
-        let mut seqs = self.engine.seqs();
-        let s = seqs.get_mut(name).ok_or_else(|| no_seq(name))?;
-        if value < s.min || value > s.max {
-            return Err(PgError::new(
-                SqlState::NumericValueOutOfRange,
-                format!(
-                    "setval: value {value} is out of bounds for sequence \"{}\" ({}..{})",
-                    name.trim_start_matches("public."),
-                    s.min,
-                    s.max
-                ),
-            ));
+        {
+            let mut seqs = self.engine.seqs();
+            let s = seqs.get_mut(name).ok_or_else(|| no_seq(name))?;
+            if value < s.min || value > s.max {
+                return Err(PgError::new(
+                    SqlState::NumericValueOutOfRange,
+                    format!(
+                        "setval: value {value} is out of bounds for sequence \"{}\" ({}..{})",
+                        name.trim_start_matches("public."),
+                        s.min,
+                        s.max
+                    ),
+                ));
+            }
+            match self.engine.global_seqs() {
+                Some(g) => {
+                    drop(seqs);
+                    g.setval(name, value, is_called)?;
+                }
+                None => {
+                    let rec = s.record(name, value, is_called);
+                    self.engine.seq_write(s, &rec)?;
+                    s.last = value;
+                    s.is_called = is_called;
+                    s.log_cnt = 0;
+                }
+            }
         }
-        let rec = s.record(name, value, is_called);
-        self.engine.seq_write(s, &rec)?;
-        s.last = value;
-        s.is_called = is_called;
-        s.log_cnt = 0;
+        // As PostgreSQL's do_setval: currval follows only a setval with is_called = true.
+        if is_called {
+            self.last
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(name.to_string(), value);
+        }
         Ok(value)
     }
 }
@@ -339,11 +416,40 @@ impl Engine {
         name: &str,
         source: Option<Arc<dyn TxnSource>>,
     ) -> Result<Arc<Engine>, PgError> {
+        Engine::open_with_mode(disk, name, source, WaitMode::for_build())
+    }
+
+    /// [`Engine::open_with`] choosing how statements wait for lock holders ([`WaitMode`]).
+    /// In [`WaitMode::Restart`] no runtime is created and the store writes commits inline
+    /// (`Store::set_inline_commits`); run statements with [`Session::execute_async`].
+    ///
+    /// Errors: as [`Engine::open`]; XX000 if [`WaitMode::Block`] is asked for under madsim.
+    pub fn open_with_mode(
+        disk: &Disk,
+        name: &str,
+        source: Option<Arc<dyn TxnSource>>,
+        mode: WaitMode,
+    ) -> Result<Arc<Engine>, PgError> {
         let store = Store::open(disk, name, StoreConfig::default())?;
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| internal(format!("cannot start runtime: {e}")))?;
+        #[cfg(not(madsim))]
+        let rt = match mode {
+            WaitMode::Block => Some(
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|e| internal(format!("cannot start runtime: {e}")))?,
+            ),
+            WaitMode::Restart => None,
+        };
+        #[cfg(madsim)]
+        if mode == WaitMode::Block {
+            return Err(internal(
+                "the blocking wait mode needs threads; use WaitMode::Restart under madsim",
+            ));
+        }
+        if mode == WaitMode::Restart {
+            store.set_inline_commits(true);
+        }
         let start = store.reserve_local_xids(GXID_BLOCK)?;
         let mut catalog_rel = None;
         let mut seq_rel = None;
@@ -363,12 +469,15 @@ impl Engine {
             store,
             gtm: Mutex::new(gtm),
             source,
+            #[cfg(not(madsim))]
             rt,
+            mode,
             catalog_rel: RelId(0),
             seq_rel: RelId(0),
             seqs: Mutex::new(HashMap::new()),
             ssi: Mutex::new(SsiState::default()),
             last_pid: std::sync::atomic::AtomicI32::new(0),
+            fenced_gids: Mutex::new(std::collections::VecDeque::new()),
         };
         match catalog_rel {
             Some(r) => engine.catalog_rel = r,
@@ -481,8 +590,19 @@ impl Engine {
                 ),
             ));
         }
+        if let Some(g) = self.global_seqs() {
+            g.create(key, &state.def())?;
+            // The local position is never advanced (values come from the GTM): keep it "called"
+            // so that an ALTER SEQUENCE .. RESTART is told apart from other changes.
+            state.is_called = true;
+        }
         let rec = state.record(key, state.last, state.is_called);
-        self.seq_write(&mut state, &rec)?;
+        if let Err(e) = self.seq_write(&mut state, &rec) {
+            if let Some(g) = self.global_seqs() {
+                let _ = g.drop(key);
+            }
+            return Err(e);
+        }
         state.log_cnt = 0;
         seqs.insert(key.to_string(), state);
         Ok(true)
@@ -501,6 +621,12 @@ impl Engine {
         let mut new = f(s)?;
         new.tid = s.tid;
         new.log_cnt = 0;
+        if let Some(g) = self.global_seqs() {
+            // RESTART is the only change that clears `is_called` (kept set in this mode).
+            let restart = (!new.is_called).then_some(new.last);
+            g.alter(key, &new.def(), restart)?;
+            new.is_called = true;
+        }
         let rec = new.record(key, new.last, new.is_called);
         self.seq_write(&mut new, &rec)?;
         *s = new;
@@ -619,6 +745,12 @@ impl Engine {
     /// Errors: the store's.
     pub(crate) fn drop_sequence(&self, key: &str) -> Result<bool, PgError> {
         let mut seqs = self.seqs();
+        if !seqs.contains_key(key) {
+            return Ok(false);
+        }
+        if let Some(g) = self.global_seqs() {
+            g.drop(key)?;
+        }
         let Some(s) = seqs.remove(key) else {
             return Ok(false);
         };
@@ -672,13 +804,47 @@ impl Engine {
         self.catalog_rel
     }
 
-    /// Run a storage future to completion on the engine's runtime.
-    pub(crate) fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
-        self.rt.block_on(f)
+    /// Run a storage future to completion: on the engine's runtime in [`WaitMode::Block`]; in
+    /// [`WaitMode::Restart`] by polling it once (storage then never waits: a wait comes back as
+    /// the "would block" error, `pgxc_storage::mvcc::would_block`, and commits are written
+    /// inline). Errors: the future's; XX000 if a future is still pending after its poll in
+    /// restart mode (a storage path that waits without reporting it).
+    pub(crate) fn block_on<T>(
+        &self,
+        f: impl std::future::Future<Output = Result<T, PgError>>,
+    ) -> Result<T, PgError> {
+        #[cfg(not(madsim))]
+        if let Some(rt) = &self.rt {
+            return rt.block_on(f);
+        }
+        let mut f = std::pin::pin!(f);
+        let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+        match f.as_mut().poll(&mut cx) {
+            std::task::Poll::Ready(v) => v,
+            std::task::Poll::Pending => Err(internal(
+                "a storage operation would wait in restart mode without naming what it waits for",
+            )),
+        }
+    }
+
+    /// How this engine's statements wait for lock holders.
+    pub fn wait_mode(&self) -> WaitMode {
+        self.mode
+    }
+
+    /// Put a transaction this engine begins into the engine's wait mode.
+    fn mode_txn(&self, mut txn: Txn) -> Txn {
+        txn.set_report_waits(self.mode == WaitMode::Restart);
+        txn
     }
 
     pub(crate) fn seqs(&self) -> MutexGuard<'_, HashMap<String, SeqState>> {
         self.seqs.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The sequences outside this engine (the GTM's), when its transaction source has them.
+    pub(crate) fn global_seqs(&self) -> Option<&dyn GlobalSequences> {
+        self.source.as_ref().and_then(|s| s.sequences())
     }
 
     fn gtm(&self) -> MutexGuard<'_, GtmState> {
@@ -698,7 +864,7 @@ impl Engine {
         if let Some(src) = &self.source {
             let (x, snap) = src.begin()?;
             return match self.store.begin(x, iso, snap) {
-                Ok(t) => Ok(t),
+                Ok(t) => Ok(self.mode_txn(t)),
                 Err(e) => {
                     src.end(x, false);
                     Err(e)
@@ -727,7 +893,7 @@ impl Engine {
         let snap = g.gtm.snapshot();
         drop(g);
         match self.store.begin(x, iso, snap) {
-            Ok(t) => Ok(t),
+            Ok(t) => Ok(self.mode_txn(t)),
             Err(e) => {
                 self.gtm().gtm.end(x);
                 Err(e)
@@ -765,6 +931,16 @@ impl Engine {
     /// Errors: 42710 if `gid` is in use (the transaction is rolled back, as PostgreSQL).
     pub(crate) fn prepare(&self, txn: Txn, gid: &str, directed: bool) -> Result<(), PgError> {
         let x = txn.xid();
+        // Held to the end: a fence cannot slip in between this check and the durable PREPARE.
+        let fenced = self.fenced_gids.lock().unwrap_or_else(|p| p.into_inner());
+        if fenced.iter().any(|g| g == gid) {
+            drop(fenced);
+            self.finish_as(txn, false, directed)?;
+            return Err(PgError::new(
+                SqlState::TransactionRollback,
+                format!("transaction \"{gid}\" was already rolled back by its coordinator"),
+            ));
+        }
         if self.store.prepared_xacts().iter().any(|p| p.gid == gid) {
             self.finish_as(txn, false, directed)?;
             return Err(PgError::new(
@@ -795,6 +971,29 @@ impl Engine {
     /// transaction is prepared as `gid` here. With the local GTM its GXID then leaves the running
     /// set; in a cluster the coordinator tells the GTM.
     pub fn finish_prepared(&self, gid: &str, commit: bool) -> Result<bool, PgError> {
+        let _fenced = self.fenced_gids.lock().unwrap_or_else(|p| p.into_inner());
+        self.finish_prepared_locked(gid, commit)
+    }
+
+    /// [`Engine::finish_prepared`] for a coordinator (the datanode protocol's `FinishPrepared`):
+    /// a ROLLBACK PREPARED that finds no such gid also fences it, so a PREPARE TRANSACTION of that
+    /// gid that arrives later (sent before the coordinator gave up on it, over another connection)
+    /// is refused with 40000 instead of leaving a prepared transaction nobody will finish (the
+    /// GTM has forgotten the gid by then). The last [`FENCED_GIDS`] fences are kept, in memory: a
+    /// restart also drops every connection such a late PREPARE could come on.
+    pub fn finish_prepared_fenced(&self, gid: &str, commit: bool) -> Result<bool, PgError> {
+        let mut fenced = self.fenced_gids.lock().unwrap_or_else(|p| p.into_inner());
+        let found = self.finish_prepared_locked(gid, commit)?;
+        if !found && !commit && !fenced.iter().any(|g| g == gid) {
+            if fenced.len() >= FENCED_GIDS {
+                fenced.pop_front();
+            }
+            fenced.push_back(gid.to_string());
+        }
+        Ok(found)
+    }
+
+    fn finish_prepared_locked(&self, gid: &str, commit: bool) -> Result<bool, PgError> {
         let Some(p) = self
             .store
             .prepared_xacts()
@@ -827,7 +1026,9 @@ impl Engine {
         iso: Isolation,
         snapshot: Snapshot,
     ) -> Result<Txn, PgError> {
-        self.store.begin(xid, iso, snapshot)
+        self.store
+            .begin(xid, iso, snapshot)
+            .map(|t| self.mode_txn(t))
     }
 }
 
@@ -904,6 +1105,51 @@ pub trait TxnSource: Send + Sync {
     fn snapshot(&self) -> Result<Snapshot, PgError>;
     /// `xid` ended (committed when `committed`); it leaves the running set.
     fn end(&self, xid: Gxid, committed: bool);
+    /// Where sequence values live when not in this engine: `Some` for a coordinator's catalog
+    /// engine whose sequences are the GTM's (Postgres-XC's global sequences), so `nextval` on
+    /// any coordinator never repeats a value. The default, `None`, keeps them local.
+    fn sequences(&self) -> Option<&dyn GlobalSequences> {
+        None
+    }
+}
+
+/// A sequence's parameters as the engine resolved them from CREATE/ALTER SEQUENCE (PostgreSQL's
+/// defaults applied: bounds from the type and the sign of the increment, START from the bound).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SeqDef {
+    /// START WITH (what RESTART goes back to).
+    pub start: i64,
+    /// INCREMENT BY (non-zero).
+    pub increment: i64,
+    /// MINVALUE.
+    pub min: i64,
+    /// MAXVALUE.
+    pub max: i64,
+    /// CYCLE.
+    pub cycle: bool,
+}
+
+/// Sequences kept outside the engine (the GTM's, through [`TxnSource::sequences`]). The engine
+/// still keeps each sequence's definition in its catalog (it answers "does not exist" and checks
+/// setval's bounds itself); values come from here. Keys are `schema.name`. Calls may block
+/// (network round trips); errors are the GTM's (08006 unreachable, 42P01, 2200H, 22003).
+///
+/// `create`, `alter` and `drop` are called wherever the engine runs the DDL, including on the
+/// catalogs that only mirror a DDL another coordinator ran; an implementation applies them to the
+/// shared store only where the DDL originated.
+pub trait GlobalSequences: Send + Sync {
+    /// CREATE SEQUENCE `key` with `def` (its first `nextval` returns `def.start`).
+    fn create(&self, key: &str, def: &SeqDef) -> Result<(), PgError>;
+    /// ALTER SEQUENCE `key` to `def`; `restart` = RESTART [WITH n] (the next `nextval` returns it).
+    fn alter(&self, key: &str, def: &SeqDef, restart: Option<i64>) -> Result<(), PgError>;
+    /// DROP SEQUENCE `key` (no error when it is already gone).
+    fn drop(&self, key: &str) -> Result<(), PgError>;
+    /// `nextval(key)`.
+    fn nextval(&self, key: &str) -> Result<i64, PgError>;
+    /// `setval(key, value, is_called)`; returns `value`.
+    fn setval(&self, key: &str, value: i64, is_called: bool) -> Result<i64, PgError>;
+    /// The sequence's `(last_value, is_called)` as `SELECT * FROM seq` shows it.
+    fn position(&self, key: &str) -> Result<(i64, bool), PgError>;
 }
 
 /// An open cursor: its materialized result and position (0 = before the first row, `len + 1`
@@ -947,6 +1193,11 @@ fn default_guc(name: &str) -> Option<&'static str> {
         "server_version" => "15.0",
         "server_version_num" => "150000",
         "enable_fast_query_shipping" => "on",
+        // Postgres-XC's pushdown switches (the coordinator reads them; see pgxc-coordinator).
+        "enable_remotejoin" => "on",
+        "enable_remotegroup" => "on",
+        "enable_remotesort" => "on",
+        "enable_remotelimit" => "on",
         "enable_seqscan" => "on",
         "enable_indexscan" => "on",
         "enable_hashjoin" => "on",
@@ -1199,6 +1450,15 @@ impl Session {
         matches!(&self.state, TxState::InBlock(b) if b.txn.has_written())
     }
 
+    /// The committed transactions whose updates or deletes the open transaction block followed
+    /// under READ COMMITTED (`pgxc_storage::mvcc::Txn::followed`); empty outside a block.
+    pub fn followed(&self) -> Vec<pgxc_common::Gxid> {
+        match &self.state {
+            TxState::InBlock(b) => b.txn.followed().to_vec(),
+            _ => Vec::new(),
+        }
+    }
+
     /// Whether the session is inside a transaction block.
     pub fn in_transaction(&self) -> bool {
         matches!(self.state, TxState::InBlock(_))
@@ -1258,6 +1518,82 @@ impl Session {
             out.push(self.execute_one(s)?);
         }
         Ok(out)
+    }
+
+    /// [`Session::execute`] for an engine in [`WaitMode::Restart`], on an async task instead of a
+    /// thread: same semantics and results, but where a statement would wait for a lock holder it
+    /// is rolled back to its start (an internal savepoint inside a block; the whole implicit
+    /// transaction outside one), this future awaits the holder's end
+    /// (`Store::wait_until_ended`, with the session's `lock_timeout` and deadlock detection for
+    /// the waiting transaction) and the statement runs again. Transaction-control statements
+    /// (BEGIN, COMMIT, PREPARE TRANSACTION, ...) run once, as in `execute`. In
+    /// [`WaitMode::Block`] this is `execute` (it blocks the calling thread while it waits).
+    ///
+    /// Errors: as `execute`; 40P01 if the wait closes a cycle, 55P03 on `lock_timeout`, 57014 if
+    /// the session was cancelled between attempts (each fails the transaction block).
+    pub async fn execute_async(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError> {
+        self.cancel
+            .store(false, std::sync::atomic::Ordering::Relaxed);
+        let stmts = match parser::parse(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                self.fail_block();
+                return Err(e);
+            }
+        };
+        let mut out = Vec::new();
+        for s in stmts {
+            out.push(self.execute_one_restarting(s).await?);
+        }
+        Ok(out)
+    }
+
+    /// One statement of [`Session::execute_async`]: run, and on "would block" undo, wait, rerun.
+    async fn execute_one_restarting(&mut self, stmt: Statement) -> Result<QueryResult, PgError> {
+        if matches!(stmt, Statement::Transaction(_)) || self.engine.mode != WaitMode::Restart {
+            return self.execute_one(stmt);
+        }
+        loop {
+            let mark = match &self.state {
+                TxState::InBlock(b) if !b.failed => Some((b.txn.savepoint(), b.statements)),
+                _ => None,
+            };
+            let r = self.execute_one(stmt.clone());
+            let Some(holder) = r.as_ref().err().and_then(pgxc_storage::mvcc::would_block) else {
+                return r;
+            };
+            let waiter = match (&mut self.state, mark) {
+                (TxState::InBlock(b), Some((sp, statements))) => {
+                    if let Err(e) = b.txn.rollback_to(&sp) {
+                        b.failed = true;
+                        return Err(e);
+                    }
+                    b.failed = false;
+                    b.statements = statements;
+                    Some(b.txn.xid())
+                }
+                // The statement opened or ended the block: nothing to restart.
+                (TxState::InBlock(_), None) => return r,
+                // The implicit transaction is already rolled back; it holds nothing.
+                (TxState::Idle, _) => None,
+            };
+            if self.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                self.fail_block();
+                return Err(PgError::new(
+                    SqlState::QueryCanceled,
+                    "canceling statement due to user request",
+                ));
+            }
+            if let Err(e) = self
+                .engine
+                .store
+                .wait_until_ended(waiter, holder, self.lock_timeout)
+                .await
+            {
+                self.fail_block();
+                return Err(e);
+            }
+        }
     }
 
     /// Whether the session is inside a failed transaction block (only ROLLBACK/COMMIT accepted).

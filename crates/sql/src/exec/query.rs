@@ -552,7 +552,12 @@ impl<'a> Exec<'a> {
                 [.., s, n] => format!("{s}.{n}"),
                 [] => String::new(),
             };
-            if let Some(s) = self.eng.seqs().get(&key) {
+            let local = self.eng.seqs().get(&key).map(|s| (s.last, s.is_called));
+            let pos = match (local, self.eng.global_seqs()) {
+                (Some(_), Some(g)) => Some(g.position(&key)?),
+                (l, _) => l,
+            };
+            if let Some((last, is_called)) = pos {
                 let col = |n: &str, ty: DataType| ColInfo {
                     table: None,
                     name: n.into(),
@@ -564,7 +569,7 @@ impl<'a> Exec<'a> {
                         col("last_value", DataType::Int8),
                         col("is_called", DataType::Bool),
                     ],
-                    rows: vec![vec![Value::Int8(s.last), Value::Bool(s.is_called)]],
+                    rows: vec![vec![Value::Int8(last), Value::Bool(is_called)]],
                 });
             }
         }

@@ -60,9 +60,15 @@ pub(crate) fn encode<T: serde::Serialize>(v: &T) -> Vec<u8> {
     postcard::to_allocvec(v).expect("postcard encodes plain records")
 }
 
-fn write_plan(db: &redb::Database, plan: Plan) -> Result<(), PgError> {
+fn write_plan(db: &redb::Database, plan: Plan, durable: bool) -> Result<(), PgError> {
     let mut w = db.begin_write().map_err(io)?;
-    w.set_durability(redb::Durability::Immediate).map_err(io)?;
+    let durability = if durable {
+        redb::Durability::Immediate
+    } else {
+        // Only with the test-only mistake `Store::set_mistake_ack_before_durable`.
+        redb::Durability::None
+    };
+    w.set_durability(durability).map_err(io)?;
     {
         let mut t = w.open_table(tdef(WAL)).map_err(io)?;
         for (lsn, rec) in &plan.wal {
@@ -123,7 +129,15 @@ impl Store {
             });
             !std::mem::replace(&mut q.flusher, true)
         };
-        if start {
+        let inline = self
+            .inner
+            .inline_commits
+            .load(std::sync::atomic::Ordering::Relaxed);
+        if start && inline {
+            // Inline mode: this future writes the batch itself, without yielding (the write is
+            // synchronous), so it completes in its first poll and cannot be cancelled half-way.
+            self.run_batches(true).await;
+        } else if start {
             // A task of its own, so that a cancelled caller cannot strand the queue.
             let store = self.clone();
             tokio::spawn(async move { store.run_flusher().await });
@@ -141,6 +155,12 @@ impl Store {
         if !delay.is_zero() {
             tokio::time::sleep(delay).await;
         }
+        self.run_batches(false).await;
+    }
+
+    /// Write queued batches until the queue is empty, then clear the flusher flag. `inline`:
+    /// synchronously, on the caller's future ([`Store::set_inline_commits`]).
+    async fn run_batches(&self, inline: bool) {
         loop {
             let batch = {
                 let mut q = self.inner.commit.lock().unwrap_or_else(|p| p.into_inner());
@@ -150,11 +170,11 @@ impl Store {
                 }
                 std::mem::take(&mut q.pending)
             };
-            self.flush_batch(batch).await;
+            self.flush_batch(batch, inline).await;
         }
     }
 
-    async fn flush_batch(&self, batch: Vec<CommitReq>) {
+    async fn flush_batch(&self, batch: Vec<CommitReq>, inline: bool) {
         let mut plan = Plan::default();
         let mut accepted = Vec::new();
         {
@@ -305,7 +325,11 @@ impl Store {
         if accepted.is_empty() {
             return;
         }
-        let result = self.write_durably(plan).await;
+        let result = if inline {
+            write_plan(self.db(), plan, self.durable_ends())
+        } else {
+            self.write_durably(plan).await
+        };
         let mut st = self.state();
         if let Err(e) = result {
             st.poisoned = Some(e.message.clone());
@@ -359,12 +383,13 @@ impl Store {
     async fn write_durably(&self, plan: Plan) -> Result<(), PgError> {
         #[cfg(madsim)]
         {
-            write_plan(self.db(), plan)
+            write_plan(self.db(), plan, self.durable_ends())
         }
         #[cfg(not(madsim))]
         {
             let inner = self.inner.clone();
-            tokio::task::spawn_blocking(move || write_plan(inner.kv.db(), plan))
+            let durable = self.durable_ends();
+            tokio::task::spawn_blocking(move || write_plan(inner.kv.db(), plan, durable))
                 .await
                 .unwrap_or_else(|e| {
                     Err(PgError::new(

@@ -211,6 +211,13 @@ impl LockTable {
         Ok(rx)
     }
 
+    /// A receiver that fires when `holder` ends, for a waiter that is no transaction (no edge).
+    pub(crate) fn subscribe(&mut self, holder: Gxid) -> tokio::sync::oneshot::Receiver<()> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.waiters.entry(holder).or_default().push(tx);
+        rx
+    }
+
     /// Remove `waiter`'s wait-for edge (after it woke, timed out or was cancelled).
     pub(crate) fn stop_wait(&mut self, waiter: Gxid) {
         self.edges.remove(&waiter);

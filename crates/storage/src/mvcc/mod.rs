@@ -58,7 +58,8 @@ pub use locks::LockMode;
 pub use store::{PrepareInfo, PreparedXact, RelStats, Store, StoreConfig, VacuumStats};
 pub use tuple::{decode_tuple, encode_tuple, Header, RowLockStrength, Tid, XmaxKind};
 pub use txn::{
-    CancelHandle, IndexKey, Isolation, KeyRange, NewRow, Outcome, Row, Savepoint, Scan, Txn,
+    would_block, CancelHandle, IndexKey, Isolation, KeyRange, NewRow, Outcome, Row, Savepoint,
+    Scan, Txn,
 };
 pub use visibility::XidStatus;
 pub use wal::{Change, ChangeRecord, Lsn};

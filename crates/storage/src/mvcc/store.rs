@@ -222,6 +222,11 @@ pub(crate) struct Inner {
     pub state: Mutex<State>,
     pub commit: Mutex<CommitQueue>,
     pub config: StoreConfig,
+    /// Commits are written by the committing future itself, in one poll (no flusher task, no
+    /// blocking thread): see [`Store::set_inline_commits`].
+    pub inline_commits: std::sync::atomic::AtomicBool,
+    /// Test-only mistake: acknowledge ends without syncing them ([`Store::set_mistake_ack_before_durable`]).
+    pub ack_before_durable: std::sync::atomic::AtomicBool,
 }
 
 /// The datanode's MVCC store (see the [module docs](super)). Cloning is cheap; clones share it.
@@ -466,6 +471,8 @@ impl Store {
                 state: Mutex::new(st),
                 commit: Mutex::new(CommitQueue::default()),
                 config,
+                inline_commits: std::sync::atomic::AtomicBool::new(false),
+                ack_before_durable: std::sync::atomic::AtomicBool::new(false),
             }),
         })
     }
@@ -613,6 +620,82 @@ impl Store {
     /// The local commit-log status of `xid` (absent = aborted or never here).
     pub fn xid_status(&self, xid: Gxid) -> XidStatus {
         self.state().status(xid)
+    }
+
+    /// Make every durable end (COMMIT, PREPARE, COMMIT/ROLLBACK PREPARED) write its batch inside
+    /// the ending future itself, synchronously, instead of queueing for a flusher task that syncs
+    /// on a blocking thread. The ending future then completes in its first poll, so a caller that
+    /// polls storage futures once (the SQL engine's restart mode, [`Txn::set_report_waits`]) can
+    /// commit without a runtime. Group commit is lost (one sync per end) and `commit_delay` is
+    /// ignored. Off by default (also under madsim, where the flusher is a simulated task); the SQL
+    /// engine turns it on in its restart mode.
+    pub fn set_inline_commits(&self, on: bool) {
+        self.inner
+            .inline_commits
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// **Test-only mistake** (issue 7: the simulator must show its checkers catch it): write the
+    /// batches of COMMIT / PREPARE / COMMIT PREPARED without syncing them, yet acknowledge them, so
+    /// a power failure can lose acknowledged commits. Never set outside a simulation; off by default.
+    pub fn set_mistake_ack_before_durable(&self, on: bool) {
+        self.inner
+            .ack_before_durable
+            .store(on, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether ends are synced before they are acknowledged (always, unless the test-only mistake
+    /// is on).
+    pub(crate) fn durable_ends(&self) -> bool {
+        !self
+            .inner
+            .ack_before_durable
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Wait until transaction `holder` has ended (committed, rolled back or, if it was prepared,
+    /// finished) and released its locks: the wait a statement in restart mode
+    /// ([`Txn::set_report_waits`]) does between giving up and restarting. `waiter` (the still-open
+    /// transaction that gave up, if any) takes part in deadlock detection as a blocking wait
+    /// would; `timeout` is `lock_timeout`.
+    ///
+    /// Errors: 40P01 if `waiter` waiting for `holder` closes a cycle of waits; 55P03 after
+    /// `timeout`.
+    pub async fn wait_until_ended(
+        &self,
+        waiter: Option<Gxid>,
+        holder: Gxid,
+        timeout: Option<std::time::Duration>,
+    ) -> Result<(), PgError> {
+        let rx = {
+            let mut st = self.state();
+            if !st.status(holder).is_open() && st.locks.locks_of(holder).is_empty() {
+                return Ok(());
+            }
+            match waiter {
+                Some(w) => st.locks.start_wait(w, holder).map_err(|_| {
+                    PgError::new(
+                        SqlState::DeadlockDetected,
+                        format!("deadlock detected: transaction {w} waits for transaction {holder}, which waits for it"),
+                    )
+                })?,
+                None => st.locks.subscribe(holder),
+            }
+        };
+        let result = tokio::select! {
+            biased;
+            _ = rx => Ok(()),
+            _ = async {
+                match timeout {
+                    Some(t) => tokio::time::sleep(t).await,
+                    None => std::future::pending().await,
+                }
+            } => Err(PgError::new(SqlState::LockNotAvailable, "canceling statement due to lock timeout")),
+        };
+        if let Some(w) = waiter {
+            self.state().locks.stop_wait(w);
+        }
+        result
     }
 
     /// The transaction `xid` is waiting for, if it waits (`pg_locks` rows with `granted = false`).

@@ -183,6 +183,29 @@ impl CancelHandle {
     }
 }
 
+/// The message prefix of the "would block" error of restart mode ([`Txn::set_report_waits`]).
+const WOULD_BLOCK: &str = "would wait for transaction ";
+
+fn would_block_error(holder: Gxid) -> PgError {
+    PgError::new(
+        SqlState::LockNotAvailable,
+        format!("{WOULD_BLOCK}{}", holder.0),
+    )
+}
+
+/// If `e` is the "would block" error of restart mode ([`Txn::set_report_waits`]): the GXID of the
+/// transaction the operation would have waited for. Its SQLSTATE is 55P03 (lock_not_available),
+/// so a caller that does not restart reports it as PostgreSQL reports a `NOWAIT` failure.
+pub fn would_block(e: &PgError) -> Option<Gxid> {
+    if e.code != SqlState::LockNotAvailable {
+        return None;
+    }
+    e.message
+        .strip_prefix(WOULD_BLOCK)
+        .and_then(|x| x.parse::<u64>().ok())
+        .map(Gxid)
+}
+
 /// One transaction on the store, begun with [`Store::begin`]. Dropping it without
 /// [`Txn::commit`] or [`Txn::prepare`] rolls it back.
 ///
@@ -200,8 +223,13 @@ pub struct Txn {
     cid: u32,
     changes: Vec<Change>,
     wrote: bool,
+    /// Committed transactions whose update or delete this transaction followed under READ
+    /// COMMITTED (`Outcome::Changed` / `Outcome::Gone`): its result depends on them.
+    followed: Vec<Gxid>,
     lock_timeout: Option<Duration>,
     cancel: CancelHandle,
+    /// Restart mode: a wait is reported ([`would_block`]) instead of waited for.
+    report_waits: bool,
     ended: bool,
     /// How to revert this transaction's writes, in order (ROLLBACK TO SAVEPOINT).
     undo: Vec<Undo>,
@@ -231,7 +259,10 @@ enum Step<T> {
     Done(T, Vec<Change>),
     Wait(Gxid),
     Other(Outcome<T>),
-    Chase(Tid),
+    /// A committed transaction (the GXID) updated the row: follow its chain from this tid.
+    Chase(Tid, Gxid),
+    /// A committed transaction (the GXID) deleted the row.
+    GoneBy(Gxid),
 }
 
 fn read_tuple(
@@ -433,8 +464,10 @@ impl Txn {
             cid: 0,
             changes: Vec::new(),
             wrote: false,
+            followed: Vec::new(),
             lock_timeout: None,
             cancel: CancelHandle(Arc::new(tokio::sync::watch::channel(false).0)),
+            report_waits: false,
             ended: false,
             undo: Vec::new(),
             orphans: Vec::new(),
@@ -464,6 +497,21 @@ impl Txn {
     /// Whether the transaction has written anything here (rows, row locks or DDL).
     pub fn has_written(&self) -> bool {
         self.wrote
+    }
+
+    /// The committed transactions whose updates or deletes this one followed under READ
+    /// COMMITTED (PostgreSQL's EvalPlanQual): it must not become visible before they do. In a
+    /// cluster a transaction committed here may still be running at the GTM (its COMMIT
+    /// PREPARED pending on another datanode), so the coordinator waits for these GXIDs to leave
+    /// the GTM's running set before it ends this transaction there (no fractured reads).
+    pub fn followed(&self) -> &[Gxid] {
+        &self.followed
+    }
+
+    fn note_followed(&mut self, x: Gxid) {
+        if x.is_valid() && x != self.xid && !self.followed.contains(&x) {
+            self.followed.push(x);
+        }
     }
 
     /// Use `snapshot` from now on (READ COMMITTED: each statement's fresh snapshot).
@@ -501,6 +549,18 @@ impl Txn {
         self.lock_timeout = timeout;
     }
 
+    /// Restart mode (`true`): instead of waiting for another transaction to end, every operation
+    /// that would wait fails at once with the "would block" error [`would_block`] recognises,
+    /// naming the transaction it would wait for, and leaves no wait registered. The caller rolls
+    /// the statement back (to a savepoint taken before it), awaits
+    /// [`crate::mvcc::Store::wait_until_ended`] and runs the statement again: what a
+    /// deterministic simulation, which cannot block a thread, does instead of a lock wait.
+    /// Operations then never return `Pending` except a commit, whose store writes inline under
+    /// madsim ([`crate::mvcc::Store::set_inline_commits`]).
+    pub fn set_report_waits(&mut self, on: bool) {
+        self.report_waits = on;
+    }
+
     /// A handle that cancels this transaction's lock waits.
     pub fn cancel_handle(&self) -> CancelHandle {
         self.cancel.clone()
@@ -524,13 +584,19 @@ impl Txn {
                 return Ok(());
             }
             match st.locks.start_wait(self.xid, holder) {
-                Ok(rx) => rx,
                 Err(WaitRefused::Deadlock) => {
                     return Err(PgError::new(
                         SqlState::DeadlockDetected,
                         format!("deadlock detected: transaction {} waits for transaction {holder}, which waits for it", self.xid),
                     ))
                 }
+                Ok(rx) if self.report_waits => {
+                    // Restart mode: the cycle check above ran; report instead of waiting.
+                    drop(rx);
+                    st.locks.stop_wait(self.xid);
+                    return Err(would_block_error(holder));
+                }
+                Ok(rx) => rx,
             }
         };
         let mut cancel = self.cancel.0.subscribe();
@@ -946,9 +1012,10 @@ impl Txn {
                             )
                             .into());
                         }
+                        let by = h.xmax.map(|(x, _)| x).unwrap_or(Gxid(0));
                         match next {
-                            Some(n) => Ok(Step::Chase(n)),
-                            None => Ok(Step::Other(Outcome::Gone)),
+                            Some(n) => Ok(Step::Chase(n, by)),
+                            None => Ok(Step::GoneBy(by)),
                         }
                     }
                 }
@@ -965,11 +1032,16 @@ impl Txn {
                 }
                 Ok(Step::Other(o)) => return Ok(o),
                 Ok(Step::Wait(x)) | Err(Abort::Wait(x)) => self.wait_for(x).await?,
-                Ok(Step::Chase(next)) => {
+                Ok(Step::GoneBy(by)) => {
+                    self.note_followed(by);
+                    return Ok(Outcome::Gone);
+                }
+                Ok(Step::Chase(next, by)) => {
+                    self.note_followed(by);
                     return Ok(match self.latest_from(table, next).await? {
                         Some(row) => Outcome::Changed(row),
                         None => Outcome::Gone,
-                    })
+                    });
                 }
                 Err(Abort::Error(e)) => return Err(e),
             }
@@ -1085,8 +1157,12 @@ impl Txn {
                 match h.xmax {
                     Some((x, kind)) if x != xid => match st.status(x) {
                         XidStatus::Committed => match (kind, h.next) {
-                            (XmaxKind::Update, Some(n)) => Err(Ok(n)),
-                            _ => return Ok(None),
+                            (XmaxKind::Update, Some(n)) => Err(Ok((n, x))),
+                            _ => {
+                                drop(st);
+                                self.note_followed(x);
+                                return Ok(None);
+                            }
                         },
                         XidStatus::InProgress | XidStatus::Prepared => Err(Err(x)),
                         XidStatus::Aborted => Ok(Row { tid, data: payload }),
@@ -1096,7 +1172,10 @@ impl Txn {
             };
             match step {
                 Ok(row) => return Ok(Some(row)),
-                Err(Ok(next)) => tid = next,
+                Err(Ok((next, by))) => {
+                    self.note_followed(by);
+                    tid = next;
+                }
                 Err(Err(x)) => self.wait_for(x).await?,
             }
         }
