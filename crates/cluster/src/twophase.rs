@@ -17,6 +17,12 @@
 //! committed or all rolled back, and they committed iff the GTM's decision was commit; a client was
 //! told `COMMIT` only if the decision was commit.
 //!
+//! Crash failpoints (`pgxc_common::failpoint`, armed by `PGXC_FAILPOINTS`):
+//! `coordinator-after-prepare` (every writer prepared, decision not recorded) and
+//! `coordinator-after-decision` (decision recorded, no COMMIT PREPARED sent) and
+//! `coordinator-mid-commit-prepared` (the first writer's COMMIT PREPARED done, not the others') in
+//! [`commit`].
+//!
 //! The durable record and the nodes are traits ([`DecisionLog`], [`Participant`], [`NodeAccess`]),
 //! implemented over the GTM client and datanode connections by the coordinator, and by in-memory
 //! models in the tests below and in the simulator.
@@ -188,6 +194,8 @@ pub async fn commit<L: DecisionLog, P: Participant, N: NodeAccess>(
             return Outcome::RolledBack(e);
         }
     }
+    // Every writer prepared; the decision is not recorded yet (fault tests crash here).
+    pgxc_common::failpoint::hit("coordinator-after-prepare");
     if let Err(e) = log.decide(gid, true).await {
         return Outcome::InDoubt(PgError::new(
             SqlState::TransactionResolutionUnknown,
@@ -197,8 +205,14 @@ pub async fn commit<L: DecisionLog, P: Participant, N: NodeAccess>(
             ),
         ));
     }
+    // The commit point is durable; no COMMIT PREPARED sent yet (fault tests crash here).
+    pgxc_common::failpoint::hit("coordinator-after-decision");
     let mut pending = Vec::new();
-    for n in &names {
+    for (k, n) in names.iter().enumerate() {
+        if k == 1 {
+            // One writer committed, the others still prepared (fault tests crash here).
+            pgxc_common::failpoint::hit("coordinator-mid-commit-prepared");
+        }
         if nodes.finish_prepared(n, gid, true).await.is_err() {
             pending.push(n.clone());
         }
