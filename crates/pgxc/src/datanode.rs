@@ -33,6 +33,13 @@ pub struct DatanodeArgs {
     /// GTM addresses host:port, comma separated: a GTM proxy or the replicas (cluster mode).
     #[arg(long, value_delimiter = ',')]
     pub gtm: Vec<String>,
+    /// Client authentication on the PostgreSQL port: `trust` (default) or `scram`
+    /// (SCRAM-SHA-256 against --password-file).
+    #[arg(long, default_value = "trust")]
+    pub auth: String,
+    /// Users for `--auth scram`: one `user:password` (or `user:SCRAM-SHA-256$...`) per line.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
 }
 
 /// Run the datanode until Ctrl-C / SIGTERM (commits are already durable).
@@ -43,6 +50,7 @@ pub fn run(args: DatanodeArgs) -> Result<()> {
     if !args.standalone {
         return run_cluster(args, disk);
     }
+    let auth = crate::serve::client_auth(&args.auth, args.password_file.as_deref())?;
     let engine = pgxc_sql::Engine::open(&disk, "datanode.redb")
         .map_err(|e| anyhow::anyhow!("cannot open the datanode store: {e}"))?;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -60,7 +68,7 @@ pub fn run(args: DatanodeArgs) -> Result<()> {
         tokio::select! {
             biased;
             _ = crate::serve::shutdown_signal() => Ok(()),
-            r = pgxc_wire::serve(listener, engine.clone()) => r.context("accept failed"),
+            r = pgxc_wire::serve_auth(listener, engine.clone(), auth) => r.context("accept failed"),
         }
     });
     drop(rt);

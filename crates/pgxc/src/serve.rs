@@ -136,3 +136,24 @@ pub async fn proxy(listen: String, gtm: Vec<String>) -> Result<()> {
     proxy.shutdown().await;
     Ok(())
 }
+
+/// Client authentication for the PostgreSQL wire front end, from `--auth` and `--password-file`:
+/// `trust` (the default for a local cluster) or `scram` (SCRAM-SHA-256 against the users of the
+/// password file, one `user:password` or `user:SCRAM-SHA-256$...` per line).
+///
+/// Errors: an unknown method, `scram` without a password file, or an unreadable/malformed file.
+pub fn client_auth(
+    method: &str,
+    password_file: Option<&std::path::Path>,
+) -> Result<pgxc_wire::auth::Auth> {
+    match (method, password_file) {
+        ("trust", None) => Ok(pgxc_wire::auth::Auth::Trust),
+        ("trust", Some(_)) => Err(anyhow!("--password-file needs --auth scram")),
+        ("scram" | "scram-sha-256", Some(f)) => pgxc_wire::auth::Auth::scram_from_file(f)
+            .with_context(|| format!("cannot load the password file {}", f.display())),
+        ("scram" | "scram-sha-256", None) => {
+            Err(anyhow!("--auth scram needs --password-file FILE"))
+        }
+        (other, _) => Err(anyhow!("unknown --auth method {other:?} (trust or scram)")),
+    }
+}

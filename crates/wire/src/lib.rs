@@ -1,18 +1,18 @@
 //! pgxc-wire: PostgreSQL's frontend/backend protocol v3 in front of a [`pgxc_sql::Engine`], so psql
 //! and drivers can talk to a standalone datanode (`pgxc datanode --standalone`).
 //!
-//! What is served: the startup packet (SSLRequest and GSSENCRequest answered `N`, CancelRequest
-//! ignored, trust authentication, PostgreSQL 15's ParameterStatus set, BackendKeyData); the simple
-//! query protocol (RowDescription with the columns' type OIDs, DataRow in text format,
-//! CommandComplete, EmptyQueryResponse, ErrorResponse with severity, SQLSTATE, message and
-//! position, ReadyForQuery with the session's transaction status `I`/`T`/`E`); `COPY ... FROM
-//! STDIN` (CopyInResponse, CopyData, CopyDone/CopyFail) and `COPY ... TO STDOUT` (CopyOutResponse,
-//! CopyData, CopyDone) in text and CSV formats; Terminate. The extended protocol (Parse, Bind,
-//! Describe, Execute, Close, Sync, Flush) is served in a first form: **parameters are substituted
-//! into the statement text as quoted literals** (`$1` → `'value'`, or `NULL`), results may be asked
-//! for in text or binary format, and a portal runs when it is first described or executed.
-//! Describing a *statement* that returns rows runs it when it has no parameters and answers
-//! 0A000 otherwise; a statement's syntax errors surface at Bind/Execute rather than at Parse. A malformed message ends only its own connection, with a FATAL 08P01.
+//! What is served (details in `docs/wire.md`): the startup packet (SSLRequest and GSSENCRequest
+//! answered `N`, CancelRequest honoured without a reply, [`auth`]: trust or SCRAM-SHA-256,
+//! PostgreSQL 15's ParameterStatus set, BackendKeyData); the simple query protocol (RowDescription
+//! with the columns' type OIDs, DataRow in text format, CommandComplete, EmptyQueryResponse,
+//! ErrorResponse with severity, SQLSTATE, message and position, ReadyForQuery with the session's
+//! transaction status `I`/`T`/`E`); `COPY ... FROM STDIN` and `COPY ... TO STDOUT` in text and CSV,
+//! from a simple query or through Execute; Terminate. The extended protocol (Parse, Bind, Describe,
+//! Execute with a row limit and PortalSuspended, Close, Sync, Flush) infers unspecified parameter
+//! types as PostgreSQL does ([`infer`]), describes statements without running them, and binds text
+//! and binary parameters as typed literals substituted into the statement ([`extended`]); results
+//! go out in text or binary per column. A malformed or oversized message ends only its own
+//! connection, with a FATAL 08P01.
 //!
 //! The messages are encoded here rather than with the `pgwire` crate: the server needs exact
 //! control over the copy sub-protocol, the ReadyForQuery status and the error fields, and the few
@@ -26,6 +26,10 @@
 //! jobs over a channel, each answered on a oneshot. This adapter is meant to be replaced by an
 //! async execute path; the engine's core stays deterministic, but this server is not simulated
 //! under madsim yet.
+
+pub mod auth;
+pub mod extended;
+pub mod infer;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
@@ -72,6 +76,17 @@ pub trait WireSession: 'static {
     /// The session's `statement_timeout`, if set (a timer then sets the cancel flag).
     fn statement_timeout(&self) -> Option<std::time::Duration> {
         None
+    }
+    /// Describe a prepared statement (Describe 'S'): parameter types (declared OIDs win, else
+    /// inferred) and result columns, without running it. The default probes through `execute`
+    /// ([`extended::describe`]).
+    fn describe(&mut self, sql: &str, declared: &[u32]) -> Result<extended::Description, PgError> {
+        extended::describe(self, sql, declared)
+    }
+    /// Only the parameter types of [`WireSession::describe`] (for Bind of binary parameters whose
+    /// type the client left unspecified).
+    fn param_types(&mut self, sql: &str, declared: &[u32]) -> Result<Vec<DataType>, PgError> {
+        extended::param_types(self, sql, declared)
     }
 }
 
@@ -128,27 +143,51 @@ impl WireSession for Session {
 }
 
 /// Serve `engine` on `listener` until the listener fails. Each connection gets its own task and
-/// session thread.
+/// session thread. Clients are trusted.
 pub async fn serve(listener: TcpListener, engine: Arc<Engine>) -> std::io::Result<()> {
-    serve_with(listener, move || Ok(engine.session())).await
+    serve_auth(listener, engine, auth::Auth::Trust).await
+}
+
+/// [`serve`] with the given client authentication.
+pub async fn serve_auth(
+    listener: TcpListener,
+    engine: Arc<Engine>,
+    auth: auth::Auth,
+) -> std::io::Result<()> {
+    serve_with_auth(listener, move || Ok(engine.session()), auth).await
 }
 
 /// Serve sessions made by `factory` (called on each connection's session thread) on
-/// `listener` until the listener fails.
+/// `listener` until the listener fails, with `trust` authentication.
 pub async fn serve_with<S, F>(listener: TcpListener, factory: F) -> std::io::Result<()>
+where
+    S: WireSession,
+    F: Fn() -> std::io::Result<S> + Send + Sync + 'static,
+{
+    serve_with_auth(listener, factory, auth::Auth::Trust).await
+}
+
+/// [`serve_with`] with the given client authentication ([`auth::Auth`]: trust or SCRAM-SHA-256).
+pub async fn serve_with_auth<S, F>(
+    listener: TcpListener,
+    factory: F,
+    auth: auth::Auth,
+) -> std::io::Result<()>
 where
     S: WireSession,
     F: Fn() -> std::io::Result<S> + Send + Sync + 'static,
 {
     static NEXT_PID: AtomicI32 = AtomicI32::new(1);
     let factory = Arc::new(factory);
+    let auth = Arc::new(auth);
     loop {
         let (stream, peer) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
         let factory = Arc::clone(&factory);
+        let auth = Arc::clone(&auth);
         let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            if let Err(e) = handle(stream, factory, pid).await {
+            if let Err(e) = handle(stream, factory, pid, auth).await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
         });
@@ -158,15 +197,18 @@ where
 // ---------------------------------------------------------------------------------------------------------
 // The session thread.
 
+#[cfg(not(madsim))]
 type Job<S> = Box<dyn FnOnce(&mut S) + Send>;
 
 /// A handle on one connection's session thread: a [`Session`] living on a dedicated OS thread,
 /// fed closures over a channel (the edge adapter between async network tasks and the synchronous
 /// engine). Also used by the datanode's coordinator-protocol server.
+#[cfg(not(madsim))]
 pub struct SessionThread<S = Session> {
     tx: std::sync::mpsc::Sender<Job<S>>,
 }
 
+#[cfg(not(madsim))]
 impl SessionThread<Session> {
     /// Start the thread with a new session of `engine`. Errors: the OS refused a thread.
     pub fn spawn(engine: Arc<Engine>) -> std::io::Result<SessionThread<Session>> {
@@ -174,6 +216,7 @@ impl SessionThread<Session> {
     }
 }
 
+#[cfg(not(madsim))]
 impl<S: 'static> SessionThread<S> {
     /// Start the thread with the session `make` builds on it. Errors: the OS refused a thread,
     /// or `make` failed.
@@ -220,6 +263,43 @@ impl<S: 'static> SessionThread<S> {
             .map_err(|_| std::io::Error::other("session thread gone"))?;
         rx.await
             .map_err(|_| std::io::Error::other("session thread panicked"))
+    }
+}
+
+/// Under madsim (no threads): the session lives in the handle and each call runs inline on the
+/// calling task. A statement that would wait for a lock answers 55P03 (the engine is in
+/// `WaitMode::Restart`; callers that can wait use `Session::execute_async` directly).
+#[cfg(madsim)]
+pub struct SessionThread<S = Session> {
+    session: std::sync::Mutex<S>,
+}
+
+#[cfg(madsim)]
+impl SessionThread<Session> {
+    /// A new session of `engine`. Never fails under madsim.
+    pub fn spawn(engine: Arc<Engine>) -> std::io::Result<SessionThread<Session>> {
+        SessionThread::spawn_with(move || Ok(engine.session()))
+    }
+}
+
+#[cfg(madsim)]
+impl<S: 'static> SessionThread<S> {
+    /// The session `make` builds. Errors: `make`'s.
+    pub fn spawn_with(
+        make: impl FnOnce() -> std::io::Result<S> + Send + 'static,
+    ) -> std::io::Result<SessionThread<S>> {
+        Ok(SessionThread {
+            session: std::sync::Mutex::new(make()?),
+        })
+    }
+
+    /// Run `f` on the session now, on the calling task. Never fails under madsim.
+    pub async fn call<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut S) -> R + Send + 'static,
+    ) -> std::io::Result<R> {
+        let mut s = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        Ok(f(&mut s))
     }
 }
 
@@ -309,11 +389,17 @@ fn format_of(formats: &[i16], i: usize) -> i16 {
     }
 }
 
-fn data_rows<S: WireSession>(out: &mut Vec<u8>, r: &QueryResult, formats: &[i16], session: &S) {
+fn data_rows<S: WireSession>(
+    out: &mut Vec<u8>,
+    columns: &[(String, DataType)],
+    rows: &[Vec<pgxc_sql::types::Value>],
+    formats: &[i16],
+    session: &S,
+) {
     let tz = session.time_zone();
-    for row in &r.rows {
+    for row in rows {
         let mut m = Msg::new(b'D').i16(row.len() as i16);
-        for (i, (v, (_, ty))) in row.iter().zip(&r.columns).enumerate() {
+        for (i, (v, (_, ty))) in row.iter().zip(columns).enumerate() {
             if v.is_null() {
                 m = m.i32(-1);
                 continue;
@@ -333,7 +419,7 @@ fn data_rows<S: WireSession>(out: &mut Vec<u8>, r: &QueryResult, formats: &[i16]
 fn encode_result<S: WireSession>(out: &mut Vec<u8>, r: &QueryResult, session: &S) {
     if !r.columns.is_empty() {
         row_description(out, &r.columns, &[]);
-        data_rows(out, r, &[], session);
+        data_rows(out, &r.columns, &r.rows, &[], session);
     }
     command_complete(out, &r.tag);
 }
@@ -424,6 +510,8 @@ impl<'a> Body<'a> {
 struct Prepared {
     sql: String,
     param_types: Vec<u32>,
+    /// The resolved parameter types, once described or bound with binary parameters.
+    types: Option<Vec<DataType>>,
 }
 
 /// A bound portal: the statement text with its parameters substituted, and its result (run on the
@@ -432,10 +520,18 @@ struct Portal {
     sql: String,
     formats: Vec<i16>,
     result: Option<Vec<QueryResult>>,
+    /// Rows of the last result already sent (Execute with a row limit).
     sent: usize,
+    /// Whether every row and the CommandComplete went out.
+    done: bool,
 }
 
-async fn handle<S, F>(stream: TcpStream, factory: Arc<F>, pid: i32) -> std::io::Result<()>
+async fn handle<S, F>(
+    stream: TcpStream,
+    factory: Arc<F>,
+    pid: i32,
+    auth: Arc<auth::Auth>,
+) -> std::io::Result<()>
 where
     S: WireSession,
     F: Fn() -> std::io::Result<S> + Send + Sync + 'static,
@@ -512,6 +608,10 @@ where
         .cloned()
         .unwrap_or_else(|| "postgres".into());
     let app = params.get("application_name").cloned().unwrap_or_default();
+    if let Err(e) = auth::authenticate(&auth, &user, &mut r, &mut w).await? {
+        auth::fatal(&mut w, &e).await;
+        return Ok(());
+    }
     let session = SessionThread::spawn_with(move || factory())?;
     if !app.is_empty() {
         let sql = format!("SET application_name = '{}'", app.replace('\'', "''"));
@@ -835,10 +935,26 @@ impl<S: WireSession> Conn<S> {
                     for _ in 0..n.max(0) {
                         param_types.push(b.i32()? as u32);
                     }
-                    Ok::<_, PgError>((name, Prepared { sql, param_types }))
+                    Ok::<_, PgError>((
+                        name,
+                        Prepared {
+                            sql,
+                            param_types,
+                            types: None,
+                        },
+                    ))
                 })();
                 match r {
                     Ok((name, p)) => {
+                        if !name.is_empty() && self.statements.contains_key(&name) {
+                            return Ok(Err(PgError::new(
+                                SqlState::DuplicatePreparedStatement,
+                                format!("prepared statement \"{name}\" already exists"),
+                            )));
+                        }
+                        if let Err(e) = extended::check_single_statement(&p.sql) {
+                            return Ok(Err(e));
+                        }
                         self.statements.insert(name, p);
                         Msg::new(b'1').finish(out);
                         Ok(Ok(()))
@@ -882,22 +998,55 @@ impl<S: WireSession> Conn<S> {
                         format!("prepared statement \"{stmt}\" does not exist"),
                     )));
                 };
+                let binary_untyped = params.iter().enumerate().any(|(i, v)| {
+                    v.is_some()
+                        && format_of(&pformats, i) == 1
+                        && extended::declared_type(p.param_types.get(i).copied().unwrap_or(0))
+                            .is_none()
+                });
+                let types = match (&p.types, binary_untyped) {
+                    (Some(t), _) => Some(t.clone()),
+                    (None, true) => {
+                        let (sql, declared) = (p.sql.clone(), p.param_types.clone());
+                        match self
+                            .session
+                            .call(move |s| s.param_types(&sql, &declared))
+                            .await?
+                        {
+                            Ok(t) => {
+                                if let Some(st) = self.statements.get_mut(&stmt) {
+                                    st.types = Some(t.clone());
+                                }
+                                Some(t)
+                            }
+                            Err(e) => return Ok(Err(e)),
+                        }
+                    }
+                    (None, false) => None,
+                };
+                // The session's zone prints binary timestamptz parameters (not needed otherwise).
+                let tz = if pformats.contains(&1) {
+                    self.session.call(|s| s.time_zone()).await?
+                } else {
+                    TimeZone::utc()
+                };
                 let mut texts = Vec::new();
                 for (i, v) in params.iter().enumerate() {
-                    let f = format_of(&pformats, i);
-                    texts.push(match v {
-                        None => None,
-                        Some(bytes) if f == 0 => match String::from_utf8(bytes.clone()) {
-                            Ok(s) => Some(s),
-                            Err(_) => return Ok(Err(protocol_error("invalid UTF-8 parameter"))),
-                        },
-                        Some(bytes) => match binary_param_text(p.param_types.get(i), bytes) {
-                            Ok(s) => Some(s),
-                            Err(e) => return Ok(Err(e)),
-                        },
-                    });
+                    let declared = p.param_types.get(i).copied().unwrap_or(0);
+                    let ty = extended::declared_type(declared)
+                        .or_else(|| types.as_ref().and_then(|t| t.get(i).cloned()));
+                    match extended::param_literal(
+                        v.as_deref(),
+                        format_of(&pformats, i),
+                        ty.as_ref(),
+                        extended::declared_type(declared).is_some(),
+                        &tz,
+                    ) {
+                        Ok(l) => texts.push(l),
+                        Err(e) => return Ok(Err(e)),
+                    }
                 }
-                let sql = substitute(&p.sql, &texts, &p.param_types);
+                let sql = substitute(&p.sql, &texts);
                 self.portals.insert(
                     portal,
                     Portal {
@@ -905,6 +1054,7 @@ impl<S: WireSession> Conn<S> {
                         formats,
                         result: None,
                         sent: 0,
+                        done: false,
                     },
                 );
                 Msg::new(b'2').finish(out);
@@ -922,32 +1072,26 @@ impl<S: WireSession> Conn<S> {
                             format!("prepared statement \"{name}\" does not exist"),
                         )));
                     };
-                    let nparams = p.param_types.len().max(count_params(&p.sql));
-                    let mut m = Msg::new(b't').i16(nparams as i16);
-                    for i in 0..nparams {
-                        m = m.i32(p.param_types.get(i).copied().unwrap_or(25) as i32);
+                    let (sql, declared) = (p.sql.clone(), p.param_types.clone());
+                    let d = match self
+                        .session
+                        .call(move |s| s.describe(&sql, &declared))
+                        .await?
+                    {
+                        Ok(d) => d,
+                        Err(e) => return Ok(Err(e)),
+                    };
+                    let mut m = Msg::new(b't').i16(d.params.len() as i16);
+                    for t in &d.params {
+                        m = m.i32(t.oid() as i32);
                     }
                     m.finish(out);
-                    if !returns_rows(&p.sql) {
-                        Msg::new(b'n').finish(out);
-                        return Ok(Ok(()));
+                    match &d.columns {
+                        Some(cols) => row_description(out, cols, &[]),
+                        None => Msg::new(b'n').finish(out),
                     }
-                    if nparams > 0 {
-                        return Ok(Err(PgError::new(
-                            SqlState::FeatureNotSupported,
-                            "describing a parameterized query statement is not supported yet",
-                        )));
-                    }
-                    let sql = p.sql.clone();
-                    let r = self.session.call(move |s| s.execute(&sql)).await?;
-                    match r {
-                        Ok(rs) => match rs.last() {
-                            Some(q) if !q.columns.is_empty() => {
-                                row_description(out, &q.columns, &[])
-                            }
-                            _ => Msg::new(b'n').finish(out),
-                        },
-                        Err(e) => return Ok(Err(e)),
+                    if let Some(st) = self.statements.get_mut(&name) {
+                        st.types = Some(d.params);
                     }
                     return Ok(Ok(()));
                 }
@@ -968,37 +1112,65 @@ impl<S: WireSession> Conn<S> {
                     Ok(n) => n,
                     Err(e) => return Ok(Err(e)),
                 };
+                // Maximum rows to return (0: all); more rows left → PortalSuspended.
+                let max_rows = b.i32().unwrap_or(0);
+                if self.copy_portal(&name, out).await? {
+                    return Ok(Ok(()));
+                }
                 if let Err(e) = self.run_portal(&name).await? {
                     return Ok(Err(e));
                 }
                 let p = self.portals.get_mut(&name).expect("run_portal checked it");
+                if p.done {
+                    // Already run to completion by an earlier Execute: no more rows (PostgreSQL
+                    // answers `SELECT 0`; a command portal repeats its tag).
+                    match p.result.as_ref().and_then(|r| r.last()) {
+                        Some(r) if !r.columns.is_empty() => command_complete(out, "SELECT 0"),
+                        Some(r) => command_complete(out, &r.tag),
+                        None => Msg::new(b'I').finish(out),
+                    }
+                    return Ok(Ok(()));
+                }
                 let results = p.result.take().unwrap_or_default();
                 let formats = p.formats.clone();
                 let sent = p.sent;
-                if sent > 0 {
-                    // Already fully sent by an earlier Execute.
-                    p.result = Some(results);
-                    return Ok(Ok(()));
-                }
                 if results.is_empty() {
                     Msg::new(b'I').finish(out);
-                } else {
-                    let bytes = self
-                        .session
-                        .call(move |s| {
-                            let mut o = Vec::new();
-                            for r in &results {
-                                data_rows(&mut o, r, &formats, s);
-                                command_complete(&mut o, &r.tag);
-                            }
-                            (o, results)
-                        })
-                        .await?;
-                    out.extend_from_slice(&bytes.0);
-                    let p = self.portals.get_mut(&name).expect("present");
-                    p.result = Some(bytes.1);
-                    p.sent = 1;
+                    p.result = Some(results);
+                    p.done = true;
+                    return Ok(Ok(()));
                 }
+                let limit = (max_rows > 0 && results.len() == 1).then_some(max_rows as usize);
+                let (bytes, results, sent, done) = self
+                    .session
+                    .call(move |s| {
+                        let mut o = Vec::new();
+                        let (mut now_sent, mut done) = (sent, true);
+                        let last = results.len() - 1;
+                        for (k, r) in results.iter().enumerate() {
+                            let skip = if k == last { sent.min(r.rows.len()) } else { 0 };
+                            let rows = &r.rows[skip..];
+                            match limit {
+                                Some(l) if rows.len() > l => {
+                                    data_rows(&mut o, &r.columns, &rows[..l], &formats, s);
+                                    Msg::new(b's').finish(&mut o);
+                                    now_sent = skip + l;
+                                    done = false;
+                                }
+                                _ => {
+                                    data_rows(&mut o, &r.columns, rows, &formats, s);
+                                    command_complete(&mut o, &r.tag);
+                                }
+                            }
+                        }
+                        (o, results, now_sent, done)
+                    })
+                    .await?;
+                out.extend_from_slice(&bytes);
+                let p = self.portals.get_mut(&name).expect("present");
+                p.result = Some(results);
+                p.sent = sent;
+                p.done = done;
                 Ok(Ok(()))
             }
             b'C' => {
@@ -1016,6 +1188,49 @@ impl<S: WireSession> Conn<S> {
             }
             _ => unreachable!("dispatched above"),
         }
+    }
+
+    /// Execute of a portal holding `COPY ... FROM STDIN` / `TO STDOUT` (tokio-postgres's
+    /// `copy_in`/`copy_out` use the extended protocol): runs the copy sub-protocol and answers
+    /// `true`; `false` when the portal is something else. Sync/Flush received during COPY IN are
+    /// ignored (PostgreSQL), so the client's Sync after CopyDone ends the exchange.
+    async fn copy_portal(&mut self, name: &str, out: &mut Vec<u8>) -> std::io::Result<bool> {
+        let Some(p) = self.portals.get(name) else {
+            return Ok(false);
+        };
+        if p.result.is_some() || !extended::looks_like_copy(&p.sql) {
+            return Ok(false);
+        }
+        let sql = p.sql.clone();
+        let prepared = self
+            .session
+            .call(move |s| extended::prepare_copy(s, &sql))
+            .await?;
+        let failed = match prepared {
+            None => return Ok(false),
+            Some(Err(e)) => {
+                error_response(out, "ERROR", &e);
+                true
+            }
+            Some(Ok(extended::ClientCopy::Out(bytes))) => {
+                out.extend_from_slice(&bytes);
+                false
+            }
+            Some(Ok(extended::ClientCopy::In(stmt, ncols))) => {
+                let bytes = self.copy_in(*stmt, ncols).await?;
+                let failed = bytes.first() == Some(&b'E');
+                out.extend_from_slice(&bytes);
+                failed
+            }
+        };
+        if failed {
+            self.skip_to_sync = true;
+        }
+        if let Some(p) = self.portals.get_mut(name) {
+            p.result = Some(Vec::new());
+            p.done = true;
+        }
+        Ok(true)
     }
 
     /// Run portal `name` unless it already ran.
@@ -1050,31 +1265,6 @@ impl<S: WireSession> Conn<S> {
             Err(e) => Ok(Err(e)),
         }
     }
-}
-
-/// Whether a statement's text looks like it returns rows (for Describe of a statement).
-fn returns_rows(sql: &str) -> bool {
-    let w: String = sql
-        .trim_start()
-        .trim_start_matches('(')
-        .chars()
-        .take_while(|c| c.is_ascii_alphabetic())
-        .collect::<String>()
-        .to_ascii_lowercase();
-    matches!(
-        w.as_str(),
-        "select" | "values" | "with" | "show" | "table" | "fetch" | "explain"
-    ) || sql.to_ascii_lowercase().contains(" returning ")
-}
-
-/// The highest `$n` in `sql` (outside quotes).
-fn count_params(sql: &str) -> usize {
-    let mut max = 0;
-    scan_params(sql, |n| {
-        max = max.max(n);
-        None
-    });
-    max
 }
 
 /// Call `f` on every `$n` outside string literals, quoted identifiers and comments; where `f`
@@ -1120,65 +1310,9 @@ fn scan_params(sql: &str, mut f: impl FnMut(usize) -> Option<String>) -> String 
     out
 }
 
-/// Substitute the parameters as literals (typed with a cast when the client gave the type).
-fn substitute(sql: &str, params: &[Option<String>], types: &[u32]) -> String {
-    scan_params(sql, |n| {
-        let v = params.get(n.checked_sub(1)?)?;
-        let lit = match v {
-            None => "NULL".to_string(),
-            Some(s) => format!("'{}'", s.replace('\'', "''")),
-        };
-        Some(match types.get(n - 1).and_then(|&oid| type_name(oid)) {
-            Some(t) => format!("({lit}::{t})"),
-            None => lit,
-        })
-    })
-}
-
-/// SQL names of the common type OIDs a client may declare for a parameter.
-fn type_name(oid: u32) -> Option<&'static str> {
-    Some(match oid {
-        16 => "boolean",
-        17 => "bytea",
-        20 => "bigint",
-        21 => "smallint",
-        23 => "integer",
-        25 => "text",
-        700 => "real",
-        701 => "double precision",
-        1043 => "varchar",
-        1082 => "date",
-        1114 => "timestamp",
-        1184 => "timestamptz",
-        1700 => "numeric",
-        2950 => "uuid",
-        _ => return None,
-    })
-}
-
-/// A binary-format parameter as text, for the common fixed-size types.
-fn binary_param_text(oid: Option<&u32>, b: &[u8]) -> Result<String, PgError> {
-    let bad = || {
-        PgError::new(
-            SqlState::InvalidBinaryRepresentation,
-            "incorrect binary data format in bind parameter",
-        )
-    };
-    Ok(match (oid.copied().unwrap_or(0), b.len()) {
-        (16, 1) => (if b[0] != 0 { "t" } else { "f" }).to_string(),
-        (21, 2) => i16::from_be_bytes([b[0], b[1]]).to_string(),
-        (23, 4) => i32::from_be_bytes(b.try_into().map_err(|_| bad())?).to_string(),
-        (20, 8) => i64::from_be_bytes(b.try_into().map_err(|_| bad())?).to_string(),
-        (700, 4) => f32::from_be_bytes(b.try_into().map_err(|_| bad())?).to_string(),
-        (701, 8) => f64::from_be_bytes(b.try_into().map_err(|_| bad())?).to_string(),
-        (25 | 1043 | 0, _) => String::from_utf8(b.to_vec()).map_err(|_| bad())?,
-        _ => {
-            return Err(PgError::new(
-                SqlState::FeatureNotSupported,
-                "binary parameters of this type are not supported yet",
-            ))
-        }
-    })
+/// Substitute the parameters' literals (see [`extended::param_literal`]) for `$n`.
+fn substitute(sql: &str, literals: &[String]) -> String {
+    scan_params(sql, |n| literals.get(n.checked_sub(1)?).cloned())
 }
 
 #[cfg(test)]
@@ -1189,12 +1323,9 @@ mod tests {
     fn parameters_substitute_outside_quotes() {
         let s = substitute(
             "select $1, '$1', $2 -- $1\n, a$1",
-            &[Some("it's".into()), None],
-            &[23],
+            &["('it''s'::integer)".into(), "NULL".into()],
         );
         assert_eq!(s, "select ('it''s'::integer), '$1', NULL -- $1\n, a$1");
-        assert_eq!(count_params("select $1 + $3"), 3);
-        assert!(returns_rows(" SELECT 1"));
-        assert!(!returns_rows("insert into t values (1)"));
+        assert_eq!(extended::count_params("select $1 + $3"), 3);
     }
 }
