@@ -11,11 +11,17 @@
 //! - [`wire`]: the PostgreSQL wire protocol in front of a coordinator (`pgxc_wire` with coordinator
 //!   sessions).
 //! - [`clean`]: `pgxc clean` (XC's pgxc_clean), deciding only from the GTM's record.
+//! - [`explain`]: EXPLAIN's text in Postgres-XC's shapes (`Data Node Scan on
+//!   "__REMOTE_FQS_QUERY__"`, `Node/s:`, `Remote query:`).
+//! - [`gtm_seq`]: the GTM as the catalog engine's source of GXIDs, snapshots and sequences
+//!   (global sequences).
 //! - [`route`]: what a statement touches (relations, distribution-key equalities, shippability).
 //!
 //! Design and the order of the commit protocol: `docs/cluster.md`.
 
 pub mod clean;
+pub mod explain;
+pub mod gtm_seq;
 pub mod node;
 pub mod route;
 pub mod session;

@@ -264,6 +264,17 @@ pub enum Combine {
 /// ORDER BY, LIMIT, subqueries, joins): how to combine each column of the per-node results
 /// (partial aggregation on the datanodes, final step on the coordinator).
 pub fn combinable_aggregates(q: &ast::Query) -> Option<Vec<Combine>> {
+    aggregates_combinable(q, false)
+}
+
+/// [`combinable_aggregates`] for a FROM list that may join several tables (inner joins checked by
+/// the caller, [`inner_join`]): valid when every joined row lives on exactly one datanode
+/// (a join colocated on the distribution key, or with replicated tables).
+pub fn combinable_aggregates_joined(q: &ast::Query) -> Option<Vec<Combine>> {
+    aggregates_combinable(q, true)
+}
+
+fn aggregates_combinable(q: &ast::Query, joins: bool) -> Option<Vec<Combine>> {
     if q.with.is_some() || q.order_by.is_some() || q.limit_clause.is_some() || q.fetch.is_some() {
         return None;
     }
@@ -281,11 +292,23 @@ pub fn combinable_aggregates(q: &ast::Query) -> Option<Vec<Combine>> {
         ast::GroupByExpr::Expressions(v, m) if v.is_empty() && m.is_empty() => {}
         _ => return None,
     }
-    let [from] = s.from.as_slice() else {
-        return None;
-    };
-    if !from.joins.is_empty() || !matches!(from.relation, TableFactor::Table { args: None, .. }) {
-        return None;
+    if joins {
+        // ON clauses are filters too: no subqueries or aggregates in them.
+        for f in &s.from {
+            let mut v = NeedsCoordinator(false);
+            let _ = f.visit(&mut v);
+            if v.0 {
+                return None;
+            }
+        }
+    } else {
+        let [from] = s.from.as_slice() else {
+            return None;
+        };
+        if !from.joins.is_empty() || !matches!(from.relation, TableFactor::Table { args: None, .. })
+        {
+            return None;
+        }
     }
     if let Some(w) = &s.selection {
         let mut v = NeedsCoordinator(false);
@@ -354,6 +377,350 @@ pub fn single_table_select(q: &ast::Query) -> Option<(ObjectName, Vec<String>, O
         names.push(normalize_ident(&a.name));
     }
     Some((name.clone(), names, s.selection.as_ref()))
+}
+
+/// A column reference as written: `qualifier.column` or a bare `column` (folded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ColRef {
+    /// The table name or alias written before the column, if any.
+    pub qualifier: Option<String>,
+    /// The column name.
+    pub column: String,
+}
+
+/// A SELECT whose FROM list is base tables joined only by inner joins (commas, `CROSS JOIN`,
+/// `[INNER] JOIN ... ON`): the shape fast query shipping of joins needs (Postgres-XC ships a join
+/// whole when it is colocated on the distribution key or joins replicated tables).
+#[derive(Clone, Debug)]
+pub struct InnerJoin<'a> {
+    /// Every table occurrence: its folded name and the names it is referred to by (the table name
+    /// and its alias).
+    pub tables: Vec<(RelName, Vec<String>)>,
+    /// `a = b` between two column references, from the ON clauses and the WHERE's top-level
+    /// conjuncts (both are filters of an inner join).
+    pub equalities: Vec<(ColRef, ColRef)>,
+    /// The WHERE clause.
+    pub selection: Option<&'a Expr>,
+}
+
+fn col_ref(e: &Expr) -> Option<ColRef> {
+    match e {
+        Expr::Identifier(id) => Some(ColRef {
+            qualifier: None,
+            column: normalize_ident(id),
+        }),
+        Expr::CompoundIdentifier(ids) => match ids.as_slice() {
+            [t, c] | [_, t, c] => Some(ColRef {
+                qualifier: Some(normalize_ident(t)),
+                column: normalize_ident(c),
+            }),
+            _ => None,
+        },
+        Expr::Nested(inner) => col_ref(inner),
+        _ => None,
+    }
+}
+
+fn equalities(e: &Expr, out: &mut Vec<(ColRef, ColRef)>) {
+    let mut conj = Vec::new();
+    conjuncts(e, &mut conj);
+    for c in conj {
+        if let Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Eq,
+            right,
+        } = c
+        {
+            if let (Some(l), Some(r)) = (col_ref(left), col_ref(right)) {
+                out.push((l, r));
+            }
+        }
+    }
+}
+
+/// The [`InnerJoin`] shape of `q`, or `None` when its body is not one SELECT over base tables
+/// joined by inner joins only (outer, semi, lateral, USING/NATURAL joins, table functions,
+/// derived tables and set operations are not this shape).
+pub fn inner_join(q: &ast::Query) -> Option<InnerJoin<'_>> {
+    if q.with.is_some() {
+        return None;
+    }
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return None;
+    };
+    let mut tables = Vec::new();
+    let mut eqs = Vec::new();
+    let table = |f: &TableFactor| -> Option<(RelName, Vec<String>)> {
+        let TableFactor::Table {
+            name, alias, args, ..
+        } = f
+        else {
+            return None;
+        };
+        if args.is_some() {
+            return None;
+        }
+        let rel = fold(name)?;
+        let mut names = vec![rel.1.clone()];
+        if let Some(a) = alias {
+            if !a.columns.is_empty() {
+                return None;
+            }
+            names = vec![normalize_ident(&a.name)];
+        }
+        Some((rel, names))
+    };
+    for twj in &s.from {
+        tables.push(table(&twj.relation)?);
+        for j in &twj.joins {
+            tables.push(table(&j.relation)?);
+            match &j.join_operator {
+                ast::JoinOperator::Join(c) | ast::JoinOperator::Inner(c) => match c {
+                    ast::JoinConstraint::On(e) => equalities(e, &mut eqs),
+                    ast::JoinConstraint::None => {}
+                    _ => return None,
+                },
+                ast::JoinOperator::CrossJoin(ast::JoinConstraint::None) => {}
+                _ => return None,
+            }
+        }
+    }
+    if let Some(w) = &s.selection {
+        equalities(w, &mut eqs);
+    }
+    Some(InnerJoin {
+        tables,
+        equalities: eqs,
+        selection: s.selection.as_ref(),
+    })
+}
+
+/// How many relation names `q` mentions in all, counting repeats (FROM lists, subqueries, CTEs).
+pub fn relation_mentions(q: &ast::Query) -> usize {
+    let mut n = 0;
+    let _ = ast::visit_relations(q, |_| {
+        n += 1;
+        ControlFlow::<()>::Continue(())
+    });
+    n
+}
+
+/// Whether the results of `q` on several datanodes, concatenated, are its result over the union of
+/// their data when every output row comes from exactly one node: a plain SELECT without
+/// aggregates, window functions, subqueries, GROUP BY, HAVING, DISTINCT, ORDER BY, LIMIT/OFFSET,
+/// set operations, CTEs or locking clauses (joins allowed; the caller checks colocation).
+pub fn concat_safe(q: &ast::Query) -> bool {
+    if q.with.is_some()
+        || q.order_by.is_some()
+        || q.limit_clause.is_some()
+        || q.fetch.is_some()
+        || !q.locks.is_empty()
+    {
+        return false;
+    }
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return false;
+    };
+    if s.distinct.is_some() || s.having.is_some() || !s.named_window.is_empty() {
+        return false;
+    }
+    match &s.group_by {
+        ast::GroupByExpr::Expressions(v, m) if v.is_empty() && m.is_empty() => {}
+        _ => return false,
+    }
+    let mut v = NeedsCoordinator(false);
+    let _ = q.visit(&mut v);
+    !v.0
+}
+
+/// A WHERE conjunct a remote scan of one table can apply (pushdown under a coordinator plan).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ScanFilter {
+    /// The table occurrence the conjunct reads.
+    pub table: RelName,
+    /// The name the query refers to it by (its alias, or its name): the remote scan uses it as
+    /// its alias so the conjunct's text applies unchanged.
+    pub qualifier: String,
+    /// The conjunct's SQL text.
+    pub sql: String,
+    /// The columns it reads (folded), so the caller can check they are the table's.
+    pub columns: Vec<String>,
+}
+
+/// Whether `e` is made only of column references, constants and operators that evaluate the same
+/// on a datanode as on the coordinator (no functions, subqueries, aggregates or parameters).
+fn portable(e: &Expr) -> bool {
+    let mut ok = true;
+    let _ = ast::visit_expressions(e, |x| {
+        ok &= matches!(
+            x,
+            Expr::Identifier(_)
+                | Expr::CompoundIdentifier(_)
+                | Expr::Value(_)
+                | Expr::BinaryOp { .. }
+                | Expr::UnaryOp { .. }
+                | Expr::Nested(_)
+                | Expr::IsNull(_)
+                | Expr::IsNotNull(_)
+                | Expr::IsTrue(_)
+                | Expr::IsFalse(_)
+                | Expr::IsNotTrue(_)
+                | Expr::IsNotFalse(_)
+                | Expr::IsDistinctFrom(..)
+                | Expr::IsNotDistinctFrom(..)
+                | Expr::Between { .. }
+                | Expr::In {
+                    target: ast::InTarget::List(_),
+                    ..
+                }
+                | Expr::Like { .. }
+                | Expr::ILike { .. }
+        );
+        if let Expr::Value(v) = x {
+            ok &= !matches!(v.value, ast::Value::Placeholder(_));
+        }
+        if ok {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    });
+    ok
+}
+
+/// The WHERE conjuncts of `q` that remote scans can apply before the coordinator evaluates the
+/// rest: only for an [`InnerJoin`] (a filter of an inner join removes only rows that could not
+/// reach the result), only on tables the whole statement mentions once (a second mention, e.g. in
+/// a subquery, needs the rows the filter would drop), and only [`portable`] conjuncts whose column
+/// references all name that one occurrence (bare columns only when the FROM list has one table).
+/// The coordinator still applies the whole WHERE clause, so a pushed conjunct only saves work.
+pub fn scan_filters(q: &ast::Query) -> Vec<ScanFilter> {
+    let Some(shape) = inner_join(q) else {
+        return Vec::new();
+    };
+    let Some(w) = shape.selection else {
+        return Vec::new();
+    };
+    let mut mentions: Vec<RelName> = Vec::new();
+    let _ = ast::visit_relations(q, |r| {
+        if let Some(n) = fold(r) {
+            mentions.push(n);
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    let mut conj = Vec::new();
+    conjuncts(w, &mut conj);
+    let mut out = Vec::new();
+    for c in conj {
+        if !portable(c) {
+            continue;
+        }
+        let mut quals: Vec<Option<String>> = Vec::new();
+        let mut columns = Vec::new();
+        let _ = ast::visit_expressions(c, |x| {
+            if let Some(r) = match x {
+                Expr::Identifier(_) | Expr::CompoundIdentifier(_) => col_ref(x),
+                _ => None,
+            } {
+                if !quals.contains(&r.qualifier) {
+                    quals.push(r.qualifier.clone());
+                }
+                columns.push(r.column);
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let target = match quals.as_slice() {
+            [None] if shape.tables.len() == 1 => Some(0),
+            [Some(q)] => {
+                let hits: Vec<usize> = (0..shape.tables.len())
+                    .filter(|&i| shape.tables[i].1.contains(q))
+                    .collect();
+                match hits.as_slice() {
+                    [i] => Some(*i),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        let Some(i) = target else {
+            continue;
+        };
+        let (rel, names) = &shape.tables[i];
+        // Compared by bare name: `t` and `public.t` may be the same table.
+        if mentions.iter().filter(|m| m.1 == rel.1).count() != 1 {
+            continue;
+        }
+        out.push(ScanFilter {
+            table: rel.clone(),
+            qualifier: names[0].clone(),
+            sql: c.to_string(),
+            columns,
+        });
+    }
+    out
+}
+
+/// Finds subqueries and window functions (aggregates are allowed).
+struct NeedsCoordinatorBesidesAggregates(bool);
+
+impl Visitor for NeedsCoordinatorBesidesAggregates {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        let stop = match e {
+            Expr::Subquery(_)
+            | Expr::In {
+                target: ast::InTarget::Subquery(_),
+                ..
+            }
+            | Expr::Exists { .. } => true,
+            Expr::Function(f) => f.over.is_some(),
+            _ => false,
+        };
+        if stop {
+            self.0 = true;
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    }
+}
+
+/// Whether `q` is a single-table aggregate query grouped by the distribution key `key` of the
+/// table called `names` (name or alias): `SELECT ... FROM t [WHERE ...] GROUP BY ..., key, ...
+/// [HAVING ...]` with no DISTINCT, ORDER BY, LIMIT/OFFSET, window functions, subqueries, CTEs or
+/// set operations. Every group then lives on exactly one datanode, so the query runs whole on
+/// each node and the results are concatenated (XC ships GROUP BY on the distribution key).
+pub fn grouped_by_key(q: &ast::Query, names: &[String], key: &str) -> bool {
+    if q.with.is_some()
+        || q.order_by.is_some()
+        || q.limit_clause.is_some()
+        || q.fetch.is_some()
+        || !q.locks.is_empty()
+    {
+        return false;
+    }
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return false;
+    };
+    if s.distinct.is_some() || !s.named_window.is_empty() {
+        return false;
+    }
+    let [from] = s.from.as_slice() else {
+        return false;
+    };
+    if !from.joins.is_empty() || !matches!(from.relation, TableFactor::Table { args: None, .. }) {
+        return false;
+    }
+    let ast::GroupByExpr::Expressions(exprs, mods) = &s.group_by else {
+        return false;
+    };
+    if !mods.is_empty() || !exprs.iter().any(|e| is_key(e, names, key)) {
+        return false;
+    }
+    let mut v = NeedsCoordinatorBesidesAggregates(false);
+    let _ = q.visit(&mut v);
+    !v.0
 }
 
 /// The folded name of an object name.

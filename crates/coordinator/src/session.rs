@@ -18,7 +18,14 @@
 //!   savepoint back. Correct for every query the engine supports; issue 8 replaces it with
 //!   pushed-down plans.
 //! - **DDL** runs on every datanode and on the coordinator's catalog in the same transaction, which
-//!   then always commits with two-phase commit (the catalog is a participant).
+//!   then always commits with two-phase commit (the catalog is a participant), and is appended to
+//!   every coordinator's DDL log (`pgxc.pgxc_ddl_log`, replayed by a coordinator or datanode that
+//!   joins later). Sequence DDL on this session's catalog thread is applied to the GTM's
+//!   sequences (`crate::gtm_seq`), so `nextval` is global.
+//! - **EXPLAIN** prints the route a statement takes in Postgres-XC's shapes (`crate::explain`).
+//! - **Cluster catalog**: `pgxc_node` / `pgxc_group` / `pgxc_class`, CREATE/ALTER/DROP NODE
+//!   [GROUP], `pgxc_node_str()`, `pgxc_pool_check()`, `pgxc_pool_reload()` and a cluster-wide
+//!   `pg_prepared_xacts` (from the GTM's record).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,7 +45,11 @@ use pgxc_sql::QueryResult;
 use pgxc_wire::SessionThread;
 use sqlparser::ast;
 
-use crate::node::{Coordinator, GtmLog, Nodes, PGXC_CLASS};
+use crate::explain::{self, ExplainOpts, RemoteScan};
+use crate::node::{
+    insert_node_sql, Coordinator, GtmLog, NodeDef, Nodes, PGXC_CLASS, PGXC_DDL_LOG, PGXC_DDL_SEQ,
+    PGXC_GROUP, PGXC_NODE,
+};
 use crate::route;
 
 /// The explicit transaction block, if any.
@@ -66,6 +77,9 @@ struct GlobalTxn {
     local_ddl: bool,
     /// Open savepoints, oldest first (replayed on every node the transaction reaches later).
     savepoints: Vec<String>,
+    /// Transactions whose updates this one followed on some datanode (READ COMMITTED): it ends
+    /// at the GTM only after they did (`CoordSession::wait_for_followed`).
+    followed: Vec<Gxid>,
 }
 
 /// A table's placement and column types, as this transaction sees the catalog.
@@ -74,7 +88,26 @@ struct Placed {
     name: String,
     dist: Distribution,
     columns: Vec<(String, DataType)>,
+    /// WHERE conjuncts a remote scan of this table applies when the coordinator evaluates the
+    /// statement (`route::scan_filters`), with the name the conjuncts call the table by.
+    filter: Option<(String, Vec<String>)>,
 }
+
+/// How a SELECT runs (decided once, for running it and for EXPLAIN).
+enum SelectRoute {
+    /// No distributed table: the catalog engine answers.
+    Local,
+    /// Shipped whole to these nodes (one: fast query shipping; several: a plain scan whose
+    /// results are concatenated).
+    Ship(Vec<String>),
+    /// A plain aggregate run on every node and combined here.
+    Combine(Vec<String>, Vec<route::Combine>),
+    /// Evaluated here over the rows of these tables.
+    Evaluate(Vec<Placed>),
+}
+
+/// How long a commit waits for the transactions it followed (READ COMMITTED) to end at the GTM.
+const FOLLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// One client session on a coordinator.
 pub struct CoordSession {
@@ -85,6 +118,64 @@ pub struct CoordSession {
     round_robin: u64,
     /// Test-only protocol mistakes (issue 7's simulator); default in production.
     pub mistakes: Mistakes,
+    /// Postgres-XC's pushdown switches, as this session set them.
+    switches: Switches,
+}
+
+/// Postgres-XC's planner switches that turn a kind of pushdown off, so results can be compared
+/// with and without it (all `on` by default, as in XC). Kept by the session when a `SET`/`RESET`
+/// of one succeeds on its catalog engine (which also answers `SHOW`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Switches {
+    /// `enable_fast_query_shipping`: ship whole statements (single node, concatenated scans,
+    /// colocated joins). Off: every SELECT on distributed tables is evaluated here over remote
+    /// scans (which still apply the WHERE conjuncts that read one table).
+    fqs: bool,
+    /// `enable_remotegroup`: run plain aggregates on the datanodes and combine the partial
+    /// results here. Off: the aggregate is evaluated here over the rows.
+    remote_group: bool,
+}
+
+impl Default for Switches {
+    fn default() -> Switches {
+        Switches {
+            fqs: true,
+            remote_group: true,
+        }
+    }
+}
+
+impl Switches {
+    /// Apply a successful `SET`/`RESET` (other settings are ignored).
+    fn note(&mut self, st: &Statement) {
+        let (name, value) = match st {
+            Statement::Set(parser::Set::Variable { name, value, .. }) => (
+                name.to_ascii_lowercase(),
+                match value {
+                    parser::SetValue::Values(v) if v.len() == 1 => Some(v[0].to_ascii_lowercase()),
+                    _ => None,
+                },
+            ),
+            Statement::Reset(parser::ResetTarget::Variable(name)) => {
+                (name.to_ascii_lowercase(), None)
+            }
+            Statement::Reset(parser::ResetTarget::All) => {
+                *self = Switches::default();
+                return;
+            }
+            _ => return,
+        };
+        // PostgreSQL's boolean spellings; anything else (DEFAULT, RESET) is the default, on.
+        let on = !matches!(
+            value.as_deref(),
+            Some("off" | "false" | "no" | "0" | "f" | "n" | "of")
+        );
+        match name.as_str() {
+            "enable_fast_query_shipping" => self.fqs = on,
+            "enable_remotegroup" => self.remote_group = on,
+            _ => {}
+        }
+    }
 }
 
 fn internal(e: impl std::fmt::Display) -> PgError {
@@ -235,10 +326,19 @@ impl CoordSession {
     pub fn new(coord: &Arc<Coordinator>) -> Result<CoordSession, PgError> {
         Ok(CoordSession {
             coord: Arc::clone(coord),
-            local: SessionThread::spawn(Arc::clone(&coord.engine)).map_err(io_err)?,
+            local: {
+                let engine = Arc::clone(&coord.engine);
+                SessionThread::spawn_with(move || {
+                    // Sequence DDL run on this thread is this coordinator's own: it goes to the GTM.
+                    crate::gtm_seq::mark_origin_thread();
+                    Ok(engine.session())
+                })
+                .map_err(io_err)?
+            },
             txn: None,
             block: None,
             round_robin: 0,
+            switches: Switches::default(),
             mistakes: Mistakes::default(),
         })
     }
@@ -318,7 +418,9 @@ impl CoordSession {
         match &st.statement {
             Statement::Transaction(t) => Box::pin(self.transaction(t.clone())).await,
             Statement::Set(_) | Statement::Reset(_) | Statement::Show(_) => {
-                self.local_exec(&st.text, false).await
+                let r = self.local_exec(&st.text, false).await?;
+                self.switches.note(&st.statement);
+                Ok(r)
             }
             Statement::CreateTable {
                 create,
@@ -331,13 +433,28 @@ impl CoordSession {
             Statement::Sql(create @ S::CreateTable(_)) => {
                 self.create_table(&st.text, create, None, None).await
             }
-            Statement::Sql(S::Query(q)) => Box::pin(self.select(&st.text, q)).await,
+            Statement::Sql(S::Query(q)) => {
+                if let Some(q2) = self.cluster_catalog_query(&st.text, q).await? {
+                    let text = q2.to_string();
+                    return Box::pin(self.select(&text, &q2)).await;
+                }
+                Box::pin(self.select(&st.text, q)).await
+            }
             Statement::Sql(S::Insert(ins)) => Box::pin(self.insert(ins)).await,
             Statement::Sql(S::Update(u)) => Box::pin(self.update(&st.text, u)).await,
             Statement::Sql(S::Delete(d)) => Box::pin(self.delete(&st.text, d)).await,
-            Statement::Sql(S::Explain { .. }) | Statement::Sql(S::ExplainTable { .. }) => {
-                self.local_exec(&st.text, true).await
+            Statement::Sql(S::Explain {
+                statement,
+                analyze,
+                verbose,
+                options,
+                ..
+            }) => {
+                let o = ExplainOpts::parse(*analyze, *verbose, options.as_ref());
+                let inner = (**statement).clone();
+                Box::pin(self.explain(&st.text, &inner, o)).await
             }
+            Statement::Sql(S::ExplainTable { .. }) => self.local_exec(&st.text, true).await,
             Statement::Sql(S::Drop {
                 object_type: ast::ObjectType::Table,
                 names,
@@ -364,12 +481,28 @@ impl CoordSession {
                     t.table_names.iter().map(|x| x.name.clone()).collect();
                 self.truncate(&st.text, &names).await
             }
-            Statement::CreateNode { .. }
-            | Statement::AlterNode { .. }
-            | Statement::DropNode { .. }
-            | Statement::CreateNodeGroup { .. }
-            | Statement::DropNodeGroup { .. }
-            | Statement::AlterTableDistribution { .. }
+            Statement::CreateNode { name, options } => {
+                let (name, options) = (parser::normalize_ident(name), options.clone());
+                self.create_node(&name, &options).await
+            }
+            Statement::AlterNode { name, options } => {
+                let (name, options) = (parser::normalize_ident(name), options.clone());
+                self.alter_node(&name, &options).await
+            }
+            Statement::DropNode { name, if_exists } => {
+                let (name, if_exists) = (parser::normalize_ident(name), *if_exists);
+                self.drop_node(&name, if_exists).await
+            }
+            Statement::CreateNodeGroup { name, members } => {
+                let name = parser::normalize_ident(name);
+                let members: Vec<String> = members.iter().map(parser::normalize_ident).collect();
+                self.create_node_group(&name, &members).await
+            }
+            Statement::DropNodeGroup { name, if_exists } => {
+                let (name, if_exists) = (parser::normalize_ident(name), *if_exists);
+                self.drop_node_group(&name, if_exists).await
+            }
+            Statement::AlterTableDistribution { .. }
             | Statement::CreateBarrier { .. }
             | Statement::PauseCluster
             | Statement::UnpauseCluster => Err(unsupported("this cluster statement")),
@@ -553,6 +686,7 @@ impl CoordSession {
                     local_begun: false,
                     local_ddl: false,
                     savepoints: Vec::new(),
+                    followed: Vec::new(),
                 });
             }
             Some(t) => {
@@ -577,6 +711,13 @@ impl CoordSession {
 
     /// Commit the open global transaction (if any).
     async fn commit_txn(&mut self) -> Result<(), PgError> {
+        if let Some(t) = &self.txn {
+            let followed = t.followed.clone();
+            if let Err(e) = self.wait_for_followed(&followed).await {
+                self.rollback_txn().await;
+                return Err(e);
+            }
+        }
         let Some(mut txn) = self.txn.take() else {
             return Ok(());
         };
@@ -600,6 +741,32 @@ impl CoordSession {
         match out {
             Outcome::Committed { .. } => Ok(()),
             Outcome::RolledBack(e) | Outcome::InDoubt(e) => Err(e),
+        }
+    }
+
+    /// Wait until none of `followed` is running at the GTM any more. A transaction committed on
+    /// one datanode stays running at the GTM until its decision reached every participant; one
+    /// that followed its update there (READ COMMITTED) and ended first would be visible to a
+    /// snapshot that still sees the other as running: a fractured read. Errors: 40001 after
+    /// `FOLLOW_WAIT` (the followed transaction is in doubt; this one was not committed anywhere
+    /// and can be retried), the GTM's errors.
+    async fn wait_for_followed(&self, followed: &[Gxid]) -> Result<(), PgError> {
+        if followed.is_empty() {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + FOLLOW_WAIT;
+        loop {
+            let snap = self.coord.gtm.snapshot(None).await?;
+            if followed.iter().all(|g| !snap.is_running(*g)) {
+                return Ok(());
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return Err(PgError::new(
+                    SqlState::SerializationFailure,
+                    "could not serialize access: a transaction this one followed is still in doubt",
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
         }
     }
 
@@ -668,6 +835,7 @@ impl CoordSession {
             txn.conns.insert(node.to_string(), (conn, false));
         }
         let snapshot = txn.snapshot.clone();
+        let txn_followed = &mut txn.followed;
         let Some((conn, wrote)) = txn.conns.get_mut(node) else {
             return Err(internal("connection vanished"));
         };
@@ -678,8 +846,17 @@ impl CoordSession {
             })
             .await?
         {
-            DnResponse::Results { results, wrote: w } => {
+            DnResponse::Results {
+                results,
+                wrote: w,
+                followed,
+            } => {
                 *wrote |= w;
+                for g in followed {
+                    if !txn_followed.contains(&g) {
+                        txn_followed.push(g);
+                    }
+                }
                 Ok(results)
             }
             other => Err(internal(format!("unexpected datanode answer {other:?}"))),
@@ -792,6 +969,7 @@ impl CoordSession {
             name: key,
             dist: Distribution::new(kind, keycol, nodes)?,
             columns,
+            filter: None,
         }))
     }
 
@@ -912,14 +1090,55 @@ impl CoordSession {
 
     async fn select(&mut self, text: &str, q: &ast::Query) -> Result<QueryResult, PgError> {
         self.begin_statement().await?;
+        match self.select_route(q).await? {
+            SelectRoute::Local => self.local_exec(text, true).await,
+            SelectRoute::Evaluate(placed) => Box::pin(self.evaluate_here(text, &placed)).await,
+            SelectRoute::Combine(nodes, comb) => {
+                let mut parts = Vec::new();
+                for node in nodes {
+                    if let Some(r) = self.node_exec(&node, text).await?.pop() {
+                        parts.push(r);
+                    }
+                }
+                combine_aggregates(parts, &comb)
+            }
+            SelectRoute::Ship(nodes) => {
+                let mut out: Option<QueryResult> = None;
+                let several = nodes.len() > 1;
+                for node in nodes {
+                    let r = self.node_exec(&node, text).await?;
+                    let Some(r) = r.into_iter().last() else {
+                        continue;
+                    };
+                    match &mut out {
+                        None => out = Some(to_qr(r)),
+                        Some(o) => o.rows.extend(r.rows),
+                    }
+                }
+                let mut o = out.ok_or_else(|| internal("no result from datanode"))?;
+                if several {
+                    o.tag = format!("SELECT {}", o.rows.len());
+                }
+                Ok(o)
+            }
+        }
+    }
+
+    /// Where a SELECT runs: the first that applies of one node holding every (replicated)
+    /// table, one node left by the distribution-key equalities, a combinable plain aggregate,
+    /// a plain scan over the table's nodes, else evaluation here.
+    async fn select_route(&mut self, q: &ast::Query) -> Result<SelectRoute, PgError> {
         let (placed, via_view) = self.expand(route::relations(q)).await?;
         if placed.is_empty() {
-            return self.local_exec(text, true).await;
+            return Ok(SelectRoute::Local);
         }
         if via_view {
-            return Box::pin(self.evaluate_here(text, &placed)).await;
+            return Ok(SelectRoute::Evaluate(placed));
         }
-        let preferred = self.coord.cfg.preferred.clone();
+        let preferred = self.coord.preferred();
+        if !self.switches.fqs {
+            return self.evaluate_route(q, placed).await;
+        }
         // Only replicated tables: one node that holds all of them.
         if placed
             .iter()
@@ -932,56 +1151,389 @@ impl CoordSession {
                 .find(|n| placed.iter().all(|p| p.dist.nodes.contains(n)))
                 .cloned();
             if let Some(node) = node {
-                let mut r = self.node_exec(&node, text).await?;
-                return r
-                    .pop()
-                    .map(to_qr)
-                    .ok_or_else(|| internal("no result from datanode"));
+                return Ok(SelectRoute::Ship(vec![node]));
             }
         }
         if placed.len() == 1 {
             let p = placed[0].clone();
             if let Some((_, names, sel)) = route::single_table_select(q) {
                 let t = Self::targets(&p, sel, &names, false, preferred.as_deref())?;
-                if t.len() == 1 {
-                    let node = p.dist.nodes[t[0]].clone();
-                    let mut r = self.node_exec(&node, text).await?;
-                    return r
-                        .pop()
-                        .map(to_qr)
-                        .ok_or_else(|| internal("no result from datanode"));
+                let nodes: Vec<String> = t.iter().map(|&i| p.dist.nodes[i].clone()).collect();
+                if nodes.len() == 1 {
+                    return Ok(SelectRoute::Ship(nodes));
                 }
-                if let Some(comb) = route::combinable_aggregates(q) {
-                    let mut parts = Vec::new();
-                    for &i in &t {
-                        let node = p.dist.nodes[i].clone();
-                        if let Some(r) = self.node_exec(&node, text).await?.pop() {
-                            parts.push(r);
-                        }
+                if !nodes.is_empty() {
+                    if let Some(comb) =
+                        route::combinable_aggregates(q).filter(|_| self.switches.remote_group)
+                    {
+                        return Ok(SelectRoute::Combine(nodes, comb));
                     }
-                    return combine_aggregates(parts, &comb);
-                }
-                if route::concat_shippable(q).is_some() {
-                    let mut out: Option<QueryResult> = None;
-                    for i in t {
-                        let node = p.dist.nodes[i].clone();
-                        let r = self.node_exec(&node, text).await?;
-                        let Some(r) = r.into_iter().last() else {
-                            continue;
-                        };
-                        match &mut out {
-                            None => out = Some(to_qr(r)),
-                            Some(o) => o.rows.extend(r.rows),
-                        }
+                    if route::concat_shippable(q).is_some() {
+                        return Ok(SelectRoute::Ship(nodes));
                     }
-                    if let Some(mut o) = out {
-                        o.tag = format!("SELECT {}", o.rows.len());
-                        return Ok(o);
+                    if let Some((k, _)) = &p.dist.key {
+                        if route::grouped_by_key(q, &names, &p.columns[*k].0) {
+                            return Ok(SelectRoute::Ship(nodes));
+                        }
                     }
                 }
             }
         }
-        Box::pin(self.evaluate_here(text, &placed)).await
+        if let Some(r) = self.join_route(q, preferred.as_deref()).await? {
+            return Ok(r);
+        }
+        self.evaluate_route(q, placed).await
+    }
+
+    /// [`SelectRoute::Evaluate`] over `placed`, each remote scan applying the WHERE conjuncts
+    /// that read only its table (`route::scan_filters`).
+    async fn evaluate_route(
+        &mut self,
+        q: &ast::Query,
+        placed: Vec<Placed>,
+    ) -> Result<SelectRoute, PgError> {
+        let mut placed = placed;
+        for f in route::scan_filters(q) {
+            let Some(target) = self.placed(&f.table).await? else {
+                continue;
+            };
+            let Some(p) = placed.iter_mut().find(|p| p.name == target.name) else {
+                continue;
+            };
+            if !f
+                .columns
+                .iter()
+                .all(|c| p.columns.iter().any(|(n, _)| n == c))
+            {
+                continue;
+            }
+            match &mut p.filter {
+                Some((qual, v)) if *qual == f.qualifier => v.push(f.sql),
+                Some(_) => {}
+                None => p.filter = Some((f.qualifier, vec![f.sql])),
+            }
+        }
+        Ok(SelectRoute::Evaluate(placed))
+    }
+
+    /// Fast query shipping of a join (XC's shippability rules): a SELECT over base tables joined by
+    /// inner joins only, whose distributed tables are all joined to each other by equality of
+    /// their distribution keys (same locator type, key type and node list: colocated), and whose
+    /// replicated tables are held by every one of those nodes. Every joined row then exists on
+    /// exactly one datanode, so the query is shipped whole: to the one node the keys pin, or to
+    /// every node with the results concatenated (a plain join) or combined (count/sum/min/max).
+    /// `None` when the join is not shippable (the coordinator evaluates it).
+    async fn join_route(
+        &mut self,
+        q: &ast::Query,
+        preferred: Option<&str>,
+    ) -> Result<Option<SelectRoute>, PgError> {
+        let Some(shape) = route::inner_join(q) else {
+            return Ok(None);
+        };
+        // Every relation must be one of the FROM list's (no subqueries over other tables).
+        if shape.tables.len() < 2 || route::relation_mentions(q) != shape.tables.len() {
+            return Ok(None);
+        }
+        let mut occ: Vec<(Placed, Vec<String>)> = Vec::new();
+        for (rel, names) in &shape.tables {
+            match self.placed(rel).await? {
+                Some(p) => occ.push((p, names.clone())),
+                None => return Ok(None),
+            }
+        }
+        // Which occurrence does a column reference name?
+        let resolve = |c: &route::ColRef| -> Option<(usize, usize)> {
+            let mut found = None;
+            for (i, (p, names)) in occ.iter().enumerate() {
+                if c.qualifier.as_ref().is_some_and(|q| !names.contains(q)) {
+                    continue;
+                }
+                if let Some(ci) = p.columns.iter().position(|(n, _)| *n == c.column) {
+                    if found.is_some() {
+                        return None; // ambiguous
+                    }
+                    found = Some((i, ci));
+                }
+            }
+            found
+        };
+        let distributed: Vec<usize> = (0..occ.len())
+            .filter(|&i| occ[i].0.dist.kind != LocatorType::Replicated)
+            .collect();
+        let Some(&first) = distributed.first() else {
+            return Ok(None);
+        };
+        let base = occ[first].0.dist.clone();
+        if distributed.len() > 1 {
+            // Colocated: same locator type (hash or modulo), key type and node list, and every
+            // distributed occurrence joined to the first through key = key equalities.
+            if !matches!(base.kind, LocatorType::Hash | LocatorType::Modulo) {
+                return Ok(None);
+            }
+            let key_ty = base.key.as_ref().map(|(_, t)| t.clone());
+            for &i in &distributed {
+                let d = &occ[i].0.dist;
+                if d.kind != base.kind
+                    || d.nodes != base.nodes
+                    || d.key.as_ref().map(|(_, t)| t.clone()) != key_ty
+                {
+                    return Ok(None);
+                }
+            }
+            let is_key = |(i, c): (usize, usize)| {
+                distributed.contains(&i) && occ[i].0.dist.key.as_ref().is_some_and(|(k, _)| *k == c)
+            };
+            let mut joined = vec![first];
+            loop {
+                let before = joined.len();
+                for (l, r) in &shape.equalities {
+                    let (Some(l), Some(r)) = (resolve(l), resolve(r)) else {
+                        continue;
+                    };
+                    if !is_key(l) || !is_key(r) {
+                        continue;
+                    }
+                    if joined.contains(&l.0) && !joined.contains(&r.0) {
+                        joined.push(r.0);
+                    } else if joined.contains(&r.0) && !joined.contains(&l.0) {
+                        joined.push(l.0);
+                    }
+                }
+                if joined.len() == before {
+                    break;
+                }
+            }
+            if distributed.iter().any(|i| !joined.contains(i)) {
+                return Ok(None);
+            }
+        }
+        // Replicated tables must be on every node the distributed rows live on.
+        for (p, _) in &occ {
+            if p.dist.kind == LocatorType::Replicated
+                && base.nodes.iter().any(|n| !p.dist.nodes.contains(n))
+            {
+                return Ok(None);
+            }
+        }
+        // The nodes: those every distributed occurrence's key literals allow (colocated, so the
+        // intersection holds every result row).
+        let mut nodes: Vec<usize> = (0..base.nodes.len()).collect();
+        for &i in &distributed {
+            let (p, names) = &occ[i];
+            let t = Self::targets(p, shape.selection, names, false, preferred)?;
+            nodes.retain(|n| t.contains(n));
+        }
+        let nodes: Vec<String> = nodes.iter().map(|&i| base.nodes[i].clone()).collect();
+        Ok(match nodes.len() {
+            0 => None,
+            1 => Some(SelectRoute::Ship(nodes)),
+            _ => {
+                if let Some(comb) =
+                    route::combinable_aggregates_joined(q).filter(|_| self.switches.remote_group)
+                {
+                    Some(SelectRoute::Combine(nodes, comb))
+                } else if route::concat_safe(q) {
+                    Some(SelectRoute::Ship(nodes))
+                } else {
+                    None
+                }
+            }
+        })
+    }
+
+    /// EXPLAIN of `stmt` as this coordinator would run it (`crate::explain`'s shapes): the
+    /// route is the one running the statement takes. Statements on no distributed table are
+    /// explained by the catalog engine. Errors: 0A000 for EXPLAIN ANALYZE.
+    async fn explain(
+        &mut self,
+        text: &str,
+        stmt: &ast::Statement,
+        o: ExplainOpts,
+    ) -> Result<QueryResult, PgError> {
+        use ast::Statement as S;
+        if o.analyze {
+            return Err(unsupported("EXPLAIN ANALYZE"));
+        }
+        self.begin_statement().await?;
+        let remote = stmt.to_string();
+        let lines = match stmt {
+            S::Query(q) => match self.select_route(q).await? {
+                SelectRoute::Local => return self.local_exec(text, true).await,
+                SelectRoute::Ship(nodes) => {
+                    let output = if o.verbose {
+                        self.explain_output(q, &remote).await?
+                    } else {
+                        None
+                    };
+                    explain::fqs(output.as_deref(), &nodes, &remote, o)
+                }
+                SelectRoute::Combine(nodes, comb) => {
+                    let output = self.explain_output(q, &remote).await?.unwrap_or_default();
+                    let items = split_top(&output);
+                    let finals: Vec<&str> = comb
+                        .iter()
+                        .map(|c| match c {
+                            route::Combine::Count | route::Combine::Sum => "sum",
+                            route::Combine::Min => "min",
+                            route::Combine::Max => "max",
+                        })
+                        .collect();
+                    explain::combined(&items, &finals, &nodes, &remote, o)
+                }
+                SelectRoute::Evaluate(placed) => {
+                    let local = self.local_plan(&remote, o.costs, o.verbose).await?;
+                    let preferred = self.coord.preferred();
+                    let mut scans = BTreeMap::new();
+                    for p in &placed {
+                        let bare = p.name.rsplit('.').next().unwrap_or(&p.name).to_string();
+                        let scan = RemoteScan {
+                            nodes: Self::fetch_nodes(p, preferred.as_deref())?,
+                            query: Self::fetch_sql(p),
+                        };
+                        scans.insert(p.name.clone(), scan.clone());
+                        scans.entry(bare).or_insert(scan);
+                    }
+                    explain::remote_scans(&local, |t| scans.get(t).cloned(), o)
+                }
+            },
+            S::Update(u) => match self.update_target(u).await? {
+                None => return self.local_exec(text, true).await,
+                Some((p, names)) => {
+                    let t = self
+                        .write_targets(u, &p, &names, u.selection.as_ref())
+                        .await?;
+                    let nodes: Vec<String> = t.iter().map(|&i| p.dist.nodes[i].clone()).collect();
+                    explain::fqs(None, &nodes, &remote, o)
+                }
+            },
+            S::Delete(d) => match self.delete_target(d).await? {
+                None => return self.local_exec(text, true).await,
+                Some((p, names)) => {
+                    let t = self
+                        .write_targets(d, &p, &names, d.selection.as_ref())
+                        .await?;
+                    let nodes: Vec<String> = t.iter().map(|&i| p.dist.nodes[i].clone()).collect();
+                    explain::fqs(None, &nodes, &remote, o)
+                }
+            },
+            S::Insert(ins) => {
+                let rel = match &ins.table {
+                    ast::TableObject::TableName(t) => route::rel_name(t),
+                    _ => None,
+                };
+                let placed = match rel {
+                    Some(r) => self.placed(&r).await?,
+                    None => None,
+                };
+                match placed {
+                    Some(p) => {
+                        let nodes = insert_nodes(&p, ins);
+                        explain::fqs(None, &nodes, &remote, o)
+                    }
+                    None => return self.local_exec(text, true).await,
+                }
+            }
+            _ => return self.local_exec(text, true).await,
+        };
+        Ok(QueryResult {
+            columns: vec![("QUERY PLAN".into(), DataType::Text)],
+            rows: lines.into_iter().map(|l| vec![Value::Text(l)]).collect(),
+            tag: "EXPLAIN".into(),
+        })
+    }
+
+    /// The catalog engine's EXPLAIN lines for `sql` (its tables are empty: the plan shape only).
+    async fn local_plan(
+        &mut self,
+        sql: &str,
+        costs: bool,
+        verbose: bool,
+    ) -> Result<Vec<String>, PgError> {
+        let q = format!(
+            "EXPLAIN (COSTS {}, VERBOSE {}) {sql}",
+            if costs { "ON" } else { "OFF" },
+            if verbose { "ON" } else { "OFF" }
+        );
+        let r = self.local_exec(&q, true).await?;
+        Ok(r.rows
+            .into_iter()
+            .filter_map(|r| match r.into_iter().next() {
+                Some(Value::Text(t)) => Some(t),
+                _ => None,
+            })
+            .collect())
+    }
+
+    /// A query's target list as EXPLAIN VERBOSE prints it: for a single table its select list
+    /// with the table's columns qualified by its name or alias (as XC prints them), otherwise
+    /// the catalog engine's top `Output:`.
+    async fn explain_output(
+        &mut self,
+        q: &ast::Query,
+        sql: &str,
+    ) -> Result<Option<String>, PgError> {
+        if let (Some((name, names, _)), ast::SetExpr::Select(sel)) =
+            (route::single_table_select(q), q.body.as_ref())
+        {
+            if let Some(rel) = route::rel_name(&name) {
+                if let Some(p) = self.placed(&rel).await? {
+                    let cols: Vec<String> = p.columns.iter().map(|(n, _)| n.clone()).collect();
+                    let alias = names.last().cloned().unwrap_or(rel.1);
+                    let mut items = Vec::new();
+                    for item in &sel.projection {
+                        match item {
+                            ast::SelectItem::Wildcard(_)
+                            | ast::SelectItem::QualifiedWildcard(..) => {
+                                items.extend(cols.iter().map(|c| format!("{alias}.{c}")));
+                            }
+                            ast::SelectItem::UnnamedExpr(e)
+                            | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                                items.push(explain::qualify(&e.to_string(), &alias, &cols));
+                            }
+                            other => items.push(other.to_string()),
+                        }
+                    }
+                    return Ok(Some(items.join(", ")));
+                }
+            }
+        }
+        let lines = self.local_plan(sql, false, true).await?;
+        Ok(lines
+            .iter()
+            .find_map(|l| l.strip_prefix("  Output: ").map(str::to_string)))
+    }
+
+    /// The query that fetches every row of `p` (the fallback's remote scan).
+    fn fetch_sql(p: &Placed) -> String {
+        let cols: Vec<String> = p
+            .columns
+            .iter()
+            .map(|(n, _)| format!("\"{}\"", n.replace('"', "\"\"")))
+            .collect();
+        match &p.filter {
+            Some((qual, conj)) if !conj.is_empty() => format!(
+                "SELECT {} FROM {} AS \"{}\" WHERE {}",
+                cols.join(", "),
+                p.name,
+                qual.replace('"', "\"\""),
+                conj.join(" AND ")
+            ),
+            _ => format!("SELECT {} FROM {}", cols.join(", "), p.name),
+        }
+    }
+
+    /// The nodes the fallback reads `p` from: one for a replicated table, else all of its nodes.
+    fn fetch_nodes(p: &Placed, preferred: Option<&str>) -> Result<Vec<String>, PgError> {
+        Ok(if p.dist.kind == LocatorType::Replicated {
+            let i = match p.dist.targets(None, false, preferred)? {
+                Targets::Nodes(v) => v.first().copied().unwrap_or(0),
+                Targets::All => 0,
+            };
+            vec![p.dist.nodes[i].clone()]
+        } else {
+            p.dist.nodes.clone()
+        })
     }
 
     /// The fallback: fetch every named table's rows under the statement's snapshot into the
@@ -991,25 +1543,17 @@ impl CoordSession {
         text: &str,
         placed: &[Placed],
     ) -> Result<QueryResult, PgError> {
-        let preferred = self.coord.cfg.preferred.clone();
+        let preferred = self.coord.preferred();
         self.local_run("SAVEPOINT pgxc_fetch", true).await?;
         let r = async {
             for p in placed {
-                let nodes: Vec<String> = if p.dist.kind == LocatorType::Replicated {
-                    let i = match p.dist.targets(None, false, preferred.as_deref())? {
-                        Targets::Nodes(v) => v.first().copied().unwrap_or(0),
-                        Targets::All => 0,
-                    };
-                    vec![p.dist.nodes[i].clone()]
-                } else {
-                    p.dist.nodes.clone()
-                };
+                let nodes = Self::fetch_nodes(p, preferred.as_deref())?;
                 let cols: Vec<String> = p
                     .columns
                     .iter()
                     .map(|(n, _)| format!("\"{}\"", n.replace('"', "\"\"")))
                     .collect();
-                let fetch = format!("SELECT {} FROM {}", cols.join(", "), p.name);
+                let fetch = Self::fetch_sql(p);
                 for n in nodes {
                     let rows = self
                         .node_exec(&n, &fetch)
@@ -1323,6 +1867,7 @@ impl CoordSession {
             DnResponse::Results {
                 mut results,
                 wrote: w,
+                ..
             } => {
                 *wrote |= w;
                 results
@@ -1335,6 +1880,20 @@ impl CoordSession {
 
     async fn update(&mut self, text: &str, u: &ast::Update) -> Result<QueryResult, PgError> {
         self.begin_statement().await?;
+        let Some((p, names)) = self.update_target(u).await? else {
+            return self.local_exec(text, true).await;
+        };
+        self.write_shipped(text, u, &p, &names, u.selection.as_ref())
+            .await
+    }
+
+    /// The distributed table an UPDATE writes and the names it is referred to by (`None`: not a
+    /// distributed table). Errors: 0A000 for an update of the distribution key (as XC), a view
+    /// or an unsupported target.
+    async fn update_target(
+        &mut self,
+        u: &ast::Update,
+    ) -> Result<Option<(Placed, Vec<String>)>, PgError> {
         let ast::TableFactor::Table { name, alias, .. } = &u.table.relation else {
             return Err(unsupported("UPDATE of this target"));
         };
@@ -1343,7 +1902,7 @@ impl CoordSession {
         };
         self.no_view_target(&rel).await?;
         let Some(p) = self.placed(&rel).await? else {
-            return self.local_exec(text, true).await;
+            return Ok(None);
         };
         if let Some((k, _)) = &p.dist.key {
             let key = &p.columns[*k].0;
@@ -1367,12 +1926,24 @@ impl CoordSession {
         if let Some(a) = alias {
             names.push(parser::normalize_ident(&a.name));
         }
-        self.write_shipped(text, u, &p, &names, u.selection.as_ref())
-            .await
+        Ok(Some((p, names)))
     }
 
     async fn delete(&mut self, text: &str, d: &ast::Delete) -> Result<QueryResult, PgError> {
         self.begin_statement().await?;
+        let Some((p, names)) = self.delete_target(d).await? else {
+            return self.local_exec(text, true).await;
+        };
+        self.write_shipped(text, d, &p, &names, d.selection.as_ref())
+            .await
+    }
+
+    /// The distributed table a DELETE removes from and the names it is referred to by (`None`:
+    /// not a distributed table).
+    async fn delete_target(
+        &mut self,
+        d: &ast::Delete,
+    ) -> Result<Option<(Placed, Vec<String>)>, PgError> {
         let from = match &d.from {
             ast::FromTable::WithFromKeyword(v) | ast::FromTable::WithoutKeyword(v) => v,
         };
@@ -1387,14 +1958,13 @@ impl CoordSession {
         };
         self.no_view_target(&rel).await?;
         let Some(p) = self.placed(&rel).await? else {
-            return self.local_exec(text, true).await;
+            return Ok(None);
         };
         let mut names = vec![rel.1.clone()];
         if let Some(a) = alias {
             names.push(parser::normalize_ident(&a.name));
         }
-        self.write_shipped(text, d, &p, &names, d.selection.as_ref())
-            .await
+        Ok(Some((p, names)))
     }
 
     /// Ship an UPDATE/DELETE whole to the nodes of its target table its WHERE clause leaves.
@@ -1407,25 +1977,7 @@ impl CoordSession {
         names: &[String],
         selection: Option<&ast::Expr>,
     ) -> Result<QueryResult, PgError> {
-        for r in route::relations(stmt) {
-            if r.1 == p.name.rsplit('.').next().unwrap_or(&p.name) {
-                continue;
-            }
-            self.no_view_target(&r).await?;
-            if let Some(other) = self.placed(&r).await? {
-                if other.name == p.name {
-                    continue;
-                }
-                let covers = other.dist.kind == LocatorType::Replicated
-                    && p.dist.nodes.iter().all(|n| other.dist.nodes.contains(n));
-                if !covers {
-                    return Err(unsupported(
-                        "UPDATE/DELETE reading another distributed table",
-                    ));
-                }
-            }
-        }
-        let targets = Self::targets(p, selection, names, true, None)?;
+        let targets = self.write_targets(stmt, p, names, selection).await?;
         let replicated = p.dist.kind == LocatorType::Replicated;
         let mut out = QueryResult::command("");
         let mut count = 0u64;
@@ -1447,6 +1999,36 @@ impl CoordSession {
         }
         out.tag = format!("{verb} {count}");
         Ok(out)
+    }
+
+    /// The node indexes an UPDATE/DELETE of `p` is shipped to. Other tables it reads must be
+    /// replicated on those nodes (0A000 otherwise).
+    async fn write_targets<V: ast::Visit>(
+        &mut self,
+        stmt: &V,
+        p: &Placed,
+        names: &[String],
+        selection: Option<&ast::Expr>,
+    ) -> Result<Vec<usize>, PgError> {
+        for r in route::relations(stmt) {
+            if r.1 == p.name.rsplit('.').next().unwrap_or(&p.name) {
+                continue;
+            }
+            self.no_view_target(&r).await?;
+            if let Some(other) = self.placed(&r).await? {
+                if other.name == p.name {
+                    continue;
+                }
+                let covers = other.dist.kind == LocatorType::Replicated
+                    && p.dist.nodes.iter().all(|n| other.dist.nodes.contains(n));
+                if !covers {
+                    return Err(unsupported(
+                        "UPDATE/DELETE reading another distributed table",
+                    ));
+                }
+            }
+        }
+        Self::targets(p, selection, names, true, None)
     }
 
     async fn truncate(
@@ -1506,13 +2088,39 @@ impl CoordSession {
         self.begin_statement().await?;
         let r = self.local_exec(text, true).await?;
         self.txn()?.local_ddl = true;
-        for n in self.coord.datanode_names() {
+        let nodes: Vec<String> = self
+            .coord
+            .datanode_names()
+            .into_iter()
+            .chain(self.coord.peer_names())
+            .collect();
+        for n in nodes {
             self.node_exec(&n, text).await?;
+            self.mark_wrote(&n)?;
         }
-        for n in self.coord.peer_names() {
-            self.node_exec(&n, text).await?;
-        }
+        self.log_ddl(text).await?;
         Ok(r)
+    }
+
+    /// Append `sql` to every coordinator's DDL log in this transaction (a coordinator that joins
+    /// later replays it: `node::copy_catalog`).
+    async fn log_ddl(&mut self, sql: &str) -> Result<(), PgError> {
+        let seq = self.coord.gtm.nextval(PGXC_DDL_SEQ).await?;
+        let ins = format!(
+            "INSERT INTO {PGXC_DDL_LOG} VALUES ({seq}, {})",
+            quote_lit(sql)
+        );
+        self.catalog_everywhere(&ins).await
+    }
+
+    /// Count `node` as a writer of the transaction (a commit participant): DDL whose only
+    /// effect there is non-transactional (CREATE SEQUENCE) must still commit there, not be
+    /// rolled back as a read-only participant.
+    fn mark_wrote(&mut self, node: &str) -> Result<(), PgError> {
+        if let Some((_, wrote)) = self.txn()?.conns.get_mut(node) {
+            *wrote = true;
+        }
+        Ok(())
     }
 
     /// Run catalog bookkeeping (`pgxc_class` changes) here and on every other coordinator.
@@ -1631,7 +2239,21 @@ impl CoordSession {
                 }
                 out
             }
-            Some(NodeTarget::Group(_)) => return Err(unsupported("TO GROUP")),
+            Some(NodeTarget::Group(g)) => {
+                let g = parser::normalize_ident(g);
+                let members = self.node_group(&g).await?.ok_or_else(|| {
+                    PgError::new(
+                        SqlState::UndefinedObject,
+                        format!("PGXC Group {g}: group not defined"),
+                    )
+                })?;
+                for m in &members {
+                    if !all.contains(m) {
+                        return Err(undefined_node(m));
+                    }
+                }
+                members
+            }
         };
         // Checked like XC (distributable key type, node list).
         let dist = Distribution::new(
@@ -1654,8 +2276,493 @@ impl CoordSession {
         for n in all.iter().chain(self.coord.peer_names().iter()) {
             self.node_exec(n, text).await?;
         }
+        self.log_ddl(&create.to_string()).await?;
         Ok(r)
     }
+}
+
+/// The expression of `SELECT <sql>`.
+fn parse_expr(sql: &str) -> Option<ast::Expr> {
+    match parser::parse(&format!("SELECT {sql}")).ok()?.pop()? {
+        Statement::Sql(ast::Statement::Query(q)) => match *q.body {
+            ast::SetExpr::Select(s) => match s.projection.into_iter().next()? {
+                ast::SelectItem::UnnamedExpr(e) => Some(e),
+                _ => None,
+            },
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+fn quote_lit(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn undefined_node(name: &str) -> PgError {
+    PgError::new(
+        SqlState::UndefinedObject,
+        format!("PGXC Node {name}: object not defined"),
+    )
+}
+
+impl CoordSession {
+    // ---- cluster catalog: pgxc_node, pgxc_group -------------------------------------------
+
+    /// Apply `sqls` to this coordinator's catalog in a transaction of their own, commit, and
+    /// make the pool use the new `pgxc_node` at once. XC's node DDL is local to the coordinator
+    /// it runs on (it is run on every coordinator), and cannot run inside a transaction block.
+    async fn node_catalog_change(
+        &mut self,
+        what: &str,
+        sqls: Vec<String>,
+    ) -> Result<QueryResult, PgError> {
+        for sql in sqls {
+            self.local_run(&sql, true).await?;
+        }
+        self.txn()?.local_ddl = true;
+        self.commit_txn().await?;
+        self.coord.reload_nodes().await?;
+        Ok(QueryResult::command(what))
+    }
+
+    fn no_block(&self, what: &str) -> Result<(), PgError> {
+        if self.block.is_some() {
+            return Err(PgError::new(
+                SqlState::ActiveSqlTransaction,
+                format!("{what} cannot run inside a transaction block"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// `CREATE NODE name WITH (TYPE = 'coordinator' | 'datanode', HOST = 'h', PORT = p,
+    /// PRIMARY, PREFERRED)` (XC): a new `pgxc_node` row, usable at once. Defaults: TYPE
+    /// coordinator, HOST localhost, PORT 5432. A coordinator's PORT is its coordinator-protocol
+    /// endpoint (`--internal`). Errors: 42710 if it exists, 25001 in a transaction block.
+    async fn create_node(
+        &mut self,
+        name: &str,
+        o: &parser::NodeOptions,
+    ) -> Result<QueryResult, PgError> {
+        self.no_block("CREATE NODE")?;
+        let nodes = self.coord.catalog_nodes().await?;
+        if nodes.iter().any(|n| n.name == name) {
+            return Err(PgError::new(
+                SqlState::DuplicateObject,
+                format!("PGXC Node {name}: object already defined"),
+            ));
+        }
+        let n = NodeDef {
+            name: name.to_string(),
+            kind: match o.node_type {
+                Some(parser::NodeType::Datanode) => 'D',
+                _ => 'C',
+            },
+            host: o.host.clone().unwrap_or_else(|| "localhost".into()),
+            port: o.port.unwrap_or(5432),
+            primary: o.primary.unwrap_or(false),
+            preferred: o.preferred.unwrap_or(false),
+        };
+        let seq = nodes.len() as i32;
+        for sql in [insert_node_sql(&n, seq)] {
+            self.local_run(&sql, true).await?;
+        }
+        self.txn()?.local_ddl = true;
+        self.commit_txn().await?;
+        // A new datanode gets the catalog before this coordinator places anything on it.
+        if n.kind == 'D' {
+            if let Err(e) = self.coord.seed_datanode(&n.name, &n.addr()).await {
+                tracing::warn!(node = %n.name, "cannot give the new datanode the catalog: {e}");
+            }
+        }
+        self.coord.reload_nodes().await?;
+        Ok(QueryResult::command("CREATE NODE"))
+    }
+
+    /// `ALTER NODE name WITH (...)`: change the given columns of its `pgxc_node` row; the pool
+    /// reconnects to a moved node. Errors: 42704 unknown node, 25001 in a transaction block.
+    async fn alter_node(
+        &mut self,
+        name: &str,
+        o: &parser::NodeOptions,
+    ) -> Result<QueryResult, PgError> {
+        self.no_block("ALTER NODE")?;
+        let nodes = self.coord.catalog_nodes().await?;
+        if !nodes.iter().any(|n| n.name == name) {
+            return Err(undefined_node(name));
+        }
+        let mut set = Vec::new();
+        if let Some(t) = o.node_type {
+            let k = if t == parser::NodeType::Datanode {
+                'D'
+            } else {
+                'C'
+            };
+            set.push(format!("node_type = '{k}'"));
+        }
+        if let Some(h) = &o.host {
+            set.push(format!("node_host = {}", quote_lit(h)));
+        }
+        if let Some(p) = o.port {
+            set.push(format!("node_port = {p}"));
+        }
+        if let Some(p) = o.primary {
+            set.push(format!("nodeis_primary = {p}"));
+        }
+        if let Some(p) = o.preferred {
+            set.push(format!("nodeis_preferred = {p}"));
+        }
+        let sqls = if set.is_empty() {
+            Vec::new()
+        } else {
+            vec![format!(
+                "UPDATE {PGXC_NODE} SET {} WHERE node_name = {}",
+                set.join(", "),
+                quote_lit(name)
+            )]
+        };
+        self.node_catalog_change("ALTER NODE", sqls).await
+    }
+
+    /// `DROP NODE [IF EXISTS] name`. Errors: 42704 unknown node (without IF EXISTS), 55000 for
+    /// this coordinator itself, 2BP01 while a table is distributed on it or a group lists it,
+    /// 25001 in a transaction block.
+    async fn drop_node(&mut self, name: &str, if_exists: bool) -> Result<QueryResult, PgError> {
+        self.no_block("DROP NODE")?;
+        let nodes = self.coord.catalog_nodes().await?;
+        if !nodes.iter().any(|n| n.name == name) {
+            if if_exists {
+                return Ok(QueryResult::command("DROP NODE"));
+            }
+            return Err(undefined_node(name));
+        }
+        if name == self.coord.name() {
+            return Err(PgError::new(
+                SqlState::ObjectNotInPrerequisiteState,
+                format!("PGXC Node {name}: cannot drop local node"),
+            ));
+        }
+        let pattern = quote_lit(&format!("%,{name},%"));
+        let used = self
+            .local_exec(
+                &format!(
+                    "SELECT pcrelname FROM {PGXC_CLASS} WHERE ',' || nodes || ',' LIKE {pattern} \
+                     UNION ALL SELECT 'group ' || group_name FROM {PGXC_GROUP} \
+                     WHERE ' ' || group_members || ' ' LIKE {}",
+                    quote_lit(&format!("% {name} %"))
+                ),
+                true,
+            )
+            .await?;
+        if let Some(row) = used.rows.first() {
+            let what = match row.first() {
+                Some(Value::Text(t)) => t.clone(),
+                _ => String::new(),
+            };
+            return Err(PgError::new(
+                SqlState::DependentObjectsStillExist,
+                format!("cannot drop node {name}: {what} uses it"),
+            ));
+        }
+        self.node_catalog_change(
+            "DROP NODE",
+            vec![format!(
+                "DELETE FROM {PGXC_NODE} WHERE node_name = {}",
+                quote_lit(name)
+            )],
+        )
+        .await
+    }
+
+    /// `CREATE NODE GROUP name WITH (dn1, dn2, ...)`: a `pgxc_group` row (for `TO GROUP`).
+    /// Errors: 42710 if it exists, 42704 for a member that is not a datanode, 25001 in a block.
+    async fn create_node_group(
+        &mut self,
+        name: &str,
+        members: &[String],
+    ) -> Result<QueryResult, PgError> {
+        self.no_block("CREATE NODE GROUP")?;
+        let nodes = self.coord.catalog_nodes().await?;
+        for m in members {
+            if !nodes.iter().any(|n| n.name == *m && n.kind == 'D') {
+                return Err(undefined_node(m));
+            }
+        }
+        if self.node_group(name).await?.is_some() {
+            return Err(PgError::new(
+                SqlState::DuplicateObject,
+                format!("PGXC Group {name}: group already defined"),
+            ));
+        }
+        self.node_catalog_change(
+            "CREATE NODE GROUP",
+            vec![format!(
+                "INSERT INTO {PGXC_GROUP} VALUES ({}, {})",
+                quote_lit(name),
+                quote_lit(&members.join(" "))
+            )],
+        )
+        .await
+    }
+
+    /// `DROP NODE GROUP [IF EXISTS] name`. Errors: 42704 unknown group, 25001 in a block.
+    async fn drop_node_group(
+        &mut self,
+        name: &str,
+        if_exists: bool,
+    ) -> Result<QueryResult, PgError> {
+        self.no_block("DROP NODE GROUP")?;
+        if self.node_group(name).await?.is_none() {
+            if if_exists {
+                return Ok(QueryResult::command("DROP NODE GROUP"));
+            }
+            return Err(PgError::new(
+                SqlState::UndefinedObject,
+                format!("PGXC Group {name}: group not defined"),
+            ));
+        }
+        self.node_catalog_change(
+            "DROP NODE GROUP",
+            vec![format!(
+                "DELETE FROM {PGXC_GROUP} WHERE group_name = {}",
+                quote_lit(name)
+            )],
+        )
+        .await
+    }
+
+    /// `q` with XC's cluster catalog made concrete, or `None` when it names none of it:
+    /// `pgxc_node` / `pgxc_group` read this coordinator's catalog; `pg_prepared_xacts` lists the
+    /// cluster's prepared transactions from the GTM's record (`transaction` is the GXID as
+    /// bigint; `prepared` and `owner` are not recorded: NULL); `pgxc_node_str()` is this
+    /// coordinator's name, `pgxc_pool_check()` whether the pool's nodes match `pgxc_node`,
+    /// `pgxc_pool_reload()` reloads the pool's nodes from `pgxc_node` (true).
+    async fn cluster_catalog_query(
+        &mut self,
+        text: &str,
+        q: &ast::Query,
+    ) -> Result<Option<ast::Query>, PgError> {
+        use std::ops::ControlFlow;
+        // Cheap test first: most queries name none of it.
+        if !text
+            .as_bytes()
+            .windows(2)
+            .any(|w| w.eq_ignore_ascii_case(b"pg"))
+        {
+            return Ok(None);
+        }
+        let text = text.to_ascii_lowercase();
+        let words = [
+            "pgxc_class",
+            "pgxc_node",
+            "pgxc_group",
+            "pg_prepared_xacts",
+            "pgxc_pool_check",
+            "pgxc_pool_reload",
+        ];
+        if !words.iter().any(|w| text.contains(w)) {
+            return Ok(None);
+        }
+        let pool_check = if text.contains("pgxc_pool_check") {
+            Some(self.coord.pool_check().await?)
+        } else {
+            None
+        };
+        let pool_reload = if text.contains("pgxc_pool_reload") {
+            self.coord.reload_nodes().await?;
+            Some(true)
+        } else {
+            None
+        };
+        let prepared = if text.contains("pg_prepared_xacts") {
+            Some(self.coord.gtm.list_prepared().await?)
+        } else {
+            None
+        };
+        let node = self.coord.name().to_string();
+        let lit = |f: &ast::Function| -> Option<(String, ast::Expr)> {
+            let (_, name) = route::rel_name(&f.name)?;
+            let sql = match name.as_str() {
+                "pgxc_node_str" => format!("{}::text", quote_lit(&node)),
+                "pgxc_pool_check" => pool_check?.to_string(),
+                "pgxc_pool_reload" => pool_reload?.to_string(),
+                _ => return None,
+            };
+            Some((name, parse_expr(&sql)?))
+        };
+        let mut q = q.clone();
+        // A bare call in the select list keeps the function's name as its column name.
+        if let ast::SetExpr::Select(sel) = q.body.as_mut() {
+            for item in &mut sel.projection {
+                if let ast::SelectItem::UnnamedExpr(ast::Expr::Function(f)) = item {
+                    if let Some((name, expr)) = lit(f) {
+                        *item = ast::SelectItem::ExprWithAlias {
+                            expr,
+                            alias: ast::Ident::new(name),
+                        };
+                    }
+                }
+            }
+        }
+        let _ = ast::visit_expressions_mut(&mut q, |e| {
+            if let ast::Expr::Function(f) = e {
+                if let Some((_, x)) = lit(f) {
+                    *e = x;
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        let _ = ast::visit_relations_mut(&mut q, |n| {
+            if let Some((schema, name)) = route::rel_name(n) {
+                let catalog = schema.is_none() || schema.as_deref() == Some("pg_catalog");
+                match name.as_str() {
+                    "pgxc_node" | "pgxc_group" | "pgxc_class" if catalog => {
+                        *n = ast::ObjectName::from(vec![
+                            ast::Ident::new("pgxc"),
+                            ast::Ident::new(name),
+                        ]);
+                    }
+                    "pg_prepared_xacts" if catalog => {
+                        *n = ast::ObjectName::from(vec![ast::Ident::new(name)]);
+                    }
+                    _ => {}
+                }
+            }
+            ControlFlow::<()>::Continue(())
+        });
+        if let Some(list) = prepared {
+            let row = |gxid: String, gid: String| {
+                format!(
+                    "SELECT {gxid}::bigint AS transaction, {gid}::text AS gid, \
+                     NULL::timestamptz AS prepared, NULL::text AS owner, \
+                     current_database() AS database"
+                )
+            };
+            let body = if list.is_empty() {
+                format!("{} WHERE false", row("NULL".into(), "NULL".into()))
+            } else {
+                list.iter()
+                    .map(|p| row(p.gxid.0.to_string(), quote_lit(&p.gid)))
+                    .collect::<Vec<_>>()
+                    .join(" UNION ALL ")
+            };
+            let sql = format!("WITH pg_prepared_xacts AS ({body}) SELECT 1");
+            let cte = match parser::parse(&sql)?.pop() {
+                Some(Statement::Sql(ast::Statement::Query(w))) => {
+                    w.with.and_then(|w| w.cte_tables.into_iter().next())
+                }
+                _ => None,
+            }
+            .ok_or_else(|| internal("cannot build pg_prepared_xacts"))?;
+            match &mut q.with {
+                Some(w) => w.cte_tables.insert(0, cte),
+                None => {
+                    let Some(Statement::Sql(ast::Statement::Query(w))) = parser::parse(&sql)?.pop()
+                    else {
+                        return Err(internal("cannot build pg_prepared_xacts"));
+                    };
+                    q.with = w.with;
+                }
+            }
+        }
+        Ok(Some(q))
+    }
+
+    /// The members of node group `name`, as this transaction sees `pgxc_group`.
+    async fn node_group(&mut self, name: &str) -> Result<Option<Vec<String>>, PgError> {
+        let r = self
+            .local_exec(
+                &format!(
+                    "SELECT group_members FROM {PGXC_GROUP} WHERE group_name = {}",
+                    quote_lit(name)
+                ),
+                true,
+            )
+            .await?;
+        Ok(r.rows.first().map(|row| match row.first() {
+            Some(Value::Text(t)) => t.split_whitespace().map(str::to_string).collect(),
+            _ => Vec::new(),
+        }))
+    }
+}
+
+/// The nodes an INSERT's rows go to, as far as the statement text says: for `VALUES` whose
+/// distribution-key entries are all literals, the nodes those keys hash to; otherwise every
+/// node of the table (the rows are placed once complete).
+fn insert_nodes(p: &Placed, ins: &ast::Insert) -> Vec<String> {
+    let all = p.dist.nodes.clone();
+    let Some((k, ty)) = &p.dist.key else {
+        return all;
+    };
+    let Some(src) = &ins.source else {
+        return all;
+    };
+    let ast::SetExpr::Values(v) = src.body.as_ref() else {
+        return all;
+    };
+    let keyname = &p.columns[*k].0;
+    let pos = if ins.columns.is_empty() {
+        Some(*k)
+    } else {
+        ins.columns
+            .iter()
+            .position(|c| route::rel_name(c).is_some_and(|(_, n)| n == *keyname))
+    };
+    let Some(pos) = pos else {
+        // The key is not given: its default decides.
+        return all;
+    };
+    let mut idx = std::collections::BTreeSet::new();
+    for row in &v.rows {
+        let lit = match row.get(pos) {
+            Some(ast::Expr::Value(x)) => match &x.value {
+                ast::Value::Number(n, _) => n.clone(),
+                ast::Value::SingleQuotedString(t) => t.clone(),
+                _ => return all,
+            },
+            _ => return all,
+        };
+        let Ok(val) = pgxc_sql::types::text::parse_text(ty, &lit, &TimeZone::utc()) else {
+            return all;
+        };
+        match p.dist.node_for_key(&val) {
+            Ok(Some(i)) => {
+                idx.insert(i);
+            }
+            _ => return all,
+        }
+    }
+    if idx.is_empty() {
+        return all;
+    }
+    idx.into_iter().map(|i| p.dist.nodes[i].clone()).collect()
+}
+
+/// The top-level items of an EXPLAIN target list (commas inside parentheses or quotes kept).
+fn split_top(list: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut depth = 0i32;
+    let mut in_str = false;
+    let mut cur = String::new();
+    for c in list.chars() {
+        match c {
+            '\'' => in_str = !in_str,
+            '(' if !in_str => depth += 1,
+            ')' if !in_str => depth -= 1,
+            ',' if !in_str && depth == 0 => {
+                out.push(cur.trim().to_string());
+                cur.clear();
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    if !cur.trim().is_empty() {
+        out.push(cur.trim().to_string());
+    }
+    out
 }
 
 /// The commit participants of `txn`: its datanode connections and the catalog session.

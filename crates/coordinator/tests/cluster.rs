@@ -22,6 +22,13 @@ struct Cluster {
     coords: Vec<Arc<Coordinator>>,
 }
 
+/// A coordinator's catalog engine: the GTM's sequences are its sequences (global sequences).
+async fn catalog_engine(gtm: &GtmClient, name: &str) -> Arc<Engine> {
+    pgxc_coordinator::node::open_catalog_engine(Disk::sim(SimDisk::new()), name, gtm)
+        .await
+        .expect("catalog engine opens")
+}
+
 async fn engine(gtm: &GtmClient, name: &str) -> Arc<Engine> {
     let src = Arc::new(GtmTxnSource::new(gtm.clone()));
     let name = name.to_string();
@@ -56,7 +63,7 @@ async fn cluster(datanodes: usize, coordinators: usize) -> Cluster {
             .await
             .expect("gtm client");
         let name = format!("cn{i}");
-        let eng = engine(&client, &name).await;
+        let eng = catalog_engine(&client, &name).await;
         let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = l.local_addr().expect("addr").to_string();
         tokio::spawn(pgxc_datanode::server::serve(
@@ -457,4 +464,820 @@ async fn pgxc_clean_finishes_what_a_dead_coordinator_left() {
 
 fn coord_datanodes(coord: &Coordinator) -> std::collections::BTreeMap<String, String> {
     coord.datanode_addrs().into_iter().collect()
+}
+
+/// Global sequences: every coordinator's `nextval` comes from the GTM, so a serial column filled
+/// through two coordinators at once never repeats a value; setval / ALTER .. RESTART through one
+/// coordinator are seen through the other; DROP (and a rolled-back CREATE) removes the GTM's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sequences_are_global() {
+    let c = cluster(2, 2).await;
+    let mut s1 = CoordSession::new(&c.coords[0]).expect("session");
+    let s2 = CoordSession::new(&c.coords[1]).expect("session");
+    let gtm = c.coords[0].gtm().clone();
+
+    q(
+        &mut s1,
+        "CREATE TABLE ser (id serial PRIMARY KEY, who text NOT NULL)",
+    )
+    .await;
+    assert!(gtm.get_sequence("public.ser_id_seq").await.is_ok());
+    // Two coordinators insert at once, one row and several rows per statement.
+    let fill = |s: &'static str| {
+        move |mut sess: CoordSession| async move {
+            for i in 0..15 {
+                let sql = if i % 3 == 0 {
+                    format!("INSERT INTO ser (who) VALUES ('{s}'), ('{s}'), ('{s}')")
+                } else {
+                    format!("INSERT INTO ser (who) VALUES ('{s}')")
+                };
+                sess.execute(&sql).await.expect("insert");
+            }
+            sess
+        }
+    };
+    let (a, b) = tokio::join!(fill("cn1")(s1), fill("cn2")(s2));
+    let (mut s1, mut s2) = (a, b);
+    let r = q(
+        &mut s2,
+        "SELECT count(*), count(DISTINCT id), min(id), max(id) FROM ser",
+    )
+    .await;
+    assert_eq!(int(&r[0][0]), 50, "{r:?}");
+    assert_eq!(int(&r[0][1]), 50, "all ids distinct: {r:?}");
+    assert!(int(&r[0][2]) >= 1, "{r:?}");
+    for who in ["cn1", "cn2"] {
+        let n = q(
+            &mut s1,
+            &format!("SELECT count(*) FROM ser WHERE who = '{who}'"),
+        )
+        .await;
+        assert_eq!(int(&n[0][0]), 25);
+    }
+
+    // nextval through cn1 then cn2 keeps increasing; currval is per session.
+    q(&mut s2, "CREATE SEQUENCE gs").await;
+    assert_eq!(int(&q(&mut s1, "SELECT nextval('gs')").await[0][0]), 1);
+    assert_eq!(int(&q(&mut s2, "SELECT nextval('gs')").await[0][0]), 2);
+    assert_eq!(int(&q(&mut s1, "SELECT nextval('gs')").await[0][0]), 3);
+    assert_eq!(int(&q(&mut s2, "SELECT currval('gs')").await[0][0]), 2);
+    assert_eq!(int(&q(&mut s1, "SELECT currval('gs')").await[0][0]), 3);
+    let mut s3 = CoordSession::new(&c.coords[0]).expect("session");
+    assert_eq!(
+        code(&mut s3, "SELECT currval('gs')").await,
+        SqlState::ObjectNotInPrerequisiteState
+    );
+
+    // setval through one coordinator is seen through the other.
+    assert_eq!(
+        int(&q(&mut s1, "SELECT setval('gs', 100)").await[0][0]),
+        100
+    );
+    assert_eq!(int(&q(&mut s1, "SELECT currval('gs')").await[0][0]), 100);
+    assert_eq!(int(&q(&mut s2, "SELECT nextval('gs')").await[0][0]), 101);
+    // The GTM's last_value includes the values it has reserved ahead (as PostgreSQL's on-disk
+    // last_value includes a cached range).
+    let r = q(&mut s1, "SELECT last_value, is_called FROM gs").await;
+    assert!(int(&r[0][0]) >= 101, "{r:?}");
+    assert_eq!(r[0][1], Value::Bool(true));
+    assert_eq!(
+        code(&mut s2, "SELECT setval('gs', 0)").await,
+        SqlState::NumericValueOutOfRange
+    );
+
+    // ALTER SEQUENCE through cn2 applies to the GTM's sequence.
+    q(
+        &mut s2,
+        "ALTER SEQUENCE gs INCREMENT BY 10 RESTART WITH 500",
+    )
+    .await;
+    assert_eq!(int(&q(&mut s1, "SELECT nextval('gs')").await[0][0]), 500);
+    assert_eq!(int(&q(&mut s2, "SELECT nextval('gs')").await[0][0]), 510);
+    // An ALTER without RESTART keeps going up from the GTM's position (which may skip the values
+    // the GTM's leader had reserved ahead: a gap, never a repeat).
+    q(&mut s1, "ALTER SEQUENCE gs INCREMENT BY 1").await;
+    let v = int(&q(&mut s2, "SELECT nextval('gs')").await[0][0]);
+    assert!(v > 510, "{v}");
+    assert_eq!(int(&q(&mut s1, "SELECT nextval('gs')").await[0][0]), v + 1);
+
+    // DROP SEQUENCE removes it everywhere, the GTM included.
+    q(&mut s1, "DROP SEQUENCE gs").await;
+    assert_eq!(
+        code(&mut s2, "SELECT nextval('gs')").await,
+        SqlState::UndefinedTable
+    );
+    assert!(gtm.get_sequence("public.gs").await.is_err());
+
+    // A CREATE SEQUENCE whose transaction rolls back leaves nothing at the GTM.
+    q(&mut s1, "BEGIN").await;
+    q(&mut s1, "CREATE SEQUENCE rb START 7").await;
+    assert_eq!(int(&q(&mut s1, "SELECT nextval('rb')").await[0][0]), 7);
+    q(&mut s1, "ROLLBACK").await;
+    assert!(gtm.get_sequence("public.rb").await.is_err());
+    assert_eq!(
+        code(&mut s2, "SELECT nextval('rb')").await,
+        SqlState::UndefinedTable
+    );
+    q(&mut s2, "CREATE SEQUENCE rb START 7").await;
+    assert_eq!(int(&q(&mut s1, "SELECT nextval('rb')").await[0][0]), 7);
+
+    // DROP TABLE drops the serial column's sequence at the GTM too.
+    q(&mut s2, "DROP TABLE ser").await;
+    assert!(gtm.get_sequence("public.ser_id_seq").await.is_err());
+    q(
+        &mut s1,
+        "CREATE TABLE ser (id serial PRIMARY KEY, who text NOT NULL)",
+    )
+    .await;
+    let r = q(&mut s2, "INSERT INTO ser (who) VALUES ('x') RETURNING id").await;
+    assert_eq!(int(&r[0][0]), 1, "a new serial starts over");
+}
+
+async fn plan(s: &mut CoordSession, sql: &str) -> Vec<String> {
+    q(s, sql)
+        .await
+        .into_iter()
+        .map(|r| match &r[0] {
+            Value::Text(t) => t.clone(),
+            other => panic!("not a plan line: {other:?}"),
+        })
+        .collect()
+}
+
+/// EXPLAIN on a coordinator prints the route the statement takes, in Postgres-XC's shapes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_xc_plan_shapes() {
+    let c = cluster(2, 1).await;
+    let mut s = CoordSession::new(&c.coords[0]).expect("session");
+    q(
+        &mut s,
+        "CREATE TABLE tab1 (val int, val2 int) DISTRIBUTE BY HASH (val)",
+    )
+    .await;
+    q(
+        &mut s,
+        "CREATE TABLE rep (val int, val2 int) DISTRIBUTE BY REPLICATION",
+    )
+    .await;
+    let fqs = "Data Node Scan on \"__REMOTE_FQS_QUERY__\"";
+    // Shipped whole to both nodes (no key equality).
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF) SELECT * FROM tab1 WHERE val2 = 5"
+        )
+        .await,
+        vec![fqs, "  Node/s: dn1, dn2"]
+    );
+    assert_eq!(
+        plan(&mut s, "EXPLAIN VERBOSE SELECT * FROM tab1 WHERE val2 = 5").await,
+        vec![
+            format!("{fqs}  (cost=0.00..0.00 rows=0 width=0)"),
+            "  Output: tab1.val, tab1.val2".into(),
+            "  Node/s: dn1, dn2".into(),
+            "  Remote query: SELECT * FROM tab1 WHERE val2 = 5".into(),
+        ]
+    );
+    // A key equality prunes to the node the hash places key 1 on.
+    let node = format!("dn{}", hash_int4(1) % 2 + 1);
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT val, val2 + 1 AS x FROM tab1 t WHERE val = 1"
+        )
+        .await,
+        vec![
+            fqs.to_string(),
+            "  Output: t.val, t.val2 + 1".into(),
+            format!("  Node/s: {node}"),
+            "  Remote query: SELECT val, val2 + 1 AS x FROM tab1 t WHERE val = 1".into(),
+        ]
+    );
+    // A replicated table is read from one node.
+    assert_eq!(
+        plan(&mut s, "EXPLAIN (COSTS OFF) SELECT * FROM rep").await,
+        vec![fqs, "  Node/s: dn1"]
+    );
+    // A plain aggregate: partial on the datanodes, combined here.
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT count(*), max(val) FROM tab1"
+        )
+        .await,
+        vec![
+            "Aggregate",
+            "  Output: pg_catalog.sum((count(*))), pg_catalog.max((max(tab1.val)))",
+            "  ->  Data Node Scan on \"__REMOTE_GROUP_QUERY__\"",
+            "        Output: count(*), max(tab1.val)",
+            "        Node/s: dn1, dn2",
+            "        Remote query: SELECT count(*), max(val) FROM tab1",
+        ]
+    );
+    // Evaluated here: the coordinator's plan over remote scans of each table.
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT val2, sum(val) FROM tab1 GROUP BY val2"
+        )
+        .await,
+        vec![
+            "HashAggregate",
+            "  Output: val2, sum(val)",
+            "  Group Key: val2",
+            "  ->  Data Node Scan on tab1",
+            "        Output: val, val2",
+            "        Node/s: dn1, dn2",
+            "        Remote query: SELECT \"val\", \"val2\" FROM public.tab1",
+        ]
+    );
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF) SELECT * FROM tab1, rep WHERE tab1.val = rep.val"
+        )
+        .await,
+        // Joined with a replicated table that every node holds: shipped whole (XC's rule).
+        vec![fqs, "  Node/s: dn1, dn2"]
+    );
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF) SELECT * FROM tab1 a, tab1 b WHERE a.val2 = b.val2"
+        )
+        .await,
+        // Not on the key: joined here over two remote scans.
+        vec![
+            "Nested Loop",
+            "  Join Filter: (a.val2 = b.val2)",
+            "  ->  Data Node Scan on tab1 a",
+            "        Node/s: dn1, dn2",
+            "  ->  Data Node Scan on tab1 b",
+            "        Node/s: dn1, dn2",
+        ]
+    );
+    // Writes shipped to the nodes they touch.
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) UPDATE tab1 SET val2 = 0 WHERE val = 1"
+        )
+        .await,
+        vec![
+            fqs.to_string(),
+            format!("  Node/s: {node}"),
+            "  Remote query: UPDATE tab1 SET val2 = 0 WHERE val = 1".into(),
+        ]
+    );
+    assert_eq!(
+        plan(&mut s, "EXPLAIN (COSTS OFF) DELETE FROM tab1").await,
+        vec![fqs, "  Node/s: dn1, dn2"]
+    );
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) INSERT INTO tab1 VALUES (1, 2)"
+        )
+        .await,
+        vec![
+            fqs.to_string(),
+            format!("  Node/s: {node}"),
+            "  Remote query: INSERT INTO tab1 VALUES (1, 2)".into()
+        ]
+    );
+    // Keys on both nodes, or a key the text does not give: every node.
+    let other = (2..100)
+        .find(|k| hash_int4(*k) % 2 != hash_int4(1) % 2)
+        .expect("a key on the other node");
+    assert_eq!(
+        plan(
+            &mut s,
+            &format!("EXPLAIN (COSTS OFF) INSERT INTO tab1 VALUES (1, 2), ({other}, 3)")
+        )
+        .await,
+        vec![fqs, "  Node/s: dn1, dn2"]
+    );
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF) INSERT INTO tab1 (val2) VALUES (2)"
+        )
+        .await,
+        vec![fqs, "  Node/s: dn1, dn2"]
+    );
+    // No distributed table: the coordinator's own plan. EXPLAIN ran nothing.
+    assert_eq!(
+        plan(&mut s, "EXPLAIN (COSTS OFF) SELECT 1").await,
+        vec!["Result"]
+    );
+    assert_eq!(
+        q(&mut s, "SELECT count(*) FROM tab1").await,
+        vec![vec![Value::Int8(0)]]
+    );
+    assert_eq!(
+        code(&mut s, "EXPLAIN ANALYZE SELECT * FROM tab1").await,
+        SqlState::FeatureNotSupported
+    );
+}
+
+/// Start one more datanode on the cluster's GTM; returns its address.
+async fn extra_datanode(c: &Cluster, name: &str) -> String {
+    let client = GtmClient::connect(
+        vec![c._gtm.local_addr().to_string()],
+        ClientOptions::default(),
+    )
+    .await
+    .expect("gtm client");
+    let eng = engine(&client, name).await;
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    tokio::spawn(pgxc_datanode::server::serve(l, eng, name.to_string()));
+    addr
+}
+
+fn texts(rows: &[Vec<Value>]) -> Vec<String> {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .map(|v| match v {
+                    Value::Text(t) => t.clone(),
+                    Value::Bool(b) => b.to_string(),
+                    Value::Null => "NULL".into(),
+                    other => int(other).to_string(),
+                })
+                .collect::<Vec<_>>()
+                .join("|")
+        })
+        .collect()
+}
+
+/// XC's cluster catalog on a coordinator: pgxc_node / pgxc_group, CREATE / ALTER / DROP NODE
+/// changing the coordinator's nodes at run time (and persisting), NODE GROUPs for TO GROUP,
+/// pgxc_node_str(), pgxc_pool_check() / pgxc_pool_reload(), pg_prepared_xacts cluster-wide.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_catalog_and_node_ddl() {
+    let c = cluster(2, 2).await;
+    let mut s1 = CoordSession::new(&c.coords[0]).expect("session");
+    let mut s2 = CoordSession::new(&c.coords[1]).expect("session");
+
+    let r = q(
+        &mut s1,
+        "SELECT node_name, node_type, nodeis_primary, nodeis_preferred FROM pgxc_node ORDER BY node_name",
+    )
+    .await;
+    assert_eq!(
+        texts(&r),
+        vec![
+            "cn1|C|false|false",
+            "cn2|C|false|false",
+            "dn1|D|false|false",
+            "dn2|D|false|false"
+        ]
+    );
+    let r = s2
+        .execute("SELECT pgxc_node_str()")
+        .await
+        .expect("node str");
+    assert_eq!(r[0].columns[0].0, "pgxc_node_str");
+    assert_eq!(r[0].rows, vec![vec![Value::Text("cn2".into())]]);
+    assert_eq!(
+        q(&mut s1, "SELECT pgxc_pool_check()").await,
+        vec![vec![Value::Bool(true)]]
+    );
+
+    // A datanode added at run time, registered on every coordinator (as `pgxc ctl add` does).
+    q(&mut s1, "CREATE TABLE old_t (id int PRIMARY KEY)").await;
+    q(&mut s1, "CREATE TABLE old_gone (id int)").await;
+    q(&mut s1, "DROP TABLE old_gone").await;
+    let addr = extra_datanode(&c, "dn3").await;
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    for s in [&mut s1, &mut s2] {
+        q(
+            s,
+            &format!("CREATE NODE dn3 WITH (TYPE = 'datanode', HOST = '{host}', PORT = {port})"),
+        )
+        .await;
+    }
+    assert_eq!(
+        code(
+            &mut s1,
+            "CREATE NODE dn3 WITH (TYPE = 'datanode', HOST = 'x', PORT = 1)"
+        )
+        .await,
+        SqlState::DuplicateObject
+    );
+    let r = q(
+        &mut s2,
+        "SELECT node_type, node_host, node_port FROM pgxc_node WHERE node_name = 'dn3'",
+    )
+    .await;
+    assert_eq!(texts(&r), vec![format!("D|{host}|{port}")]);
+    assert_eq!(
+        q(&mut s2, "SELECT pgxc_pool_check()").await,
+        vec![vec![Value::Bool(true)]]
+    );
+    // It got the catalog when it was registered: DDL on older tables reaches it too.
+    assert_eq!(
+        q(
+            &mut s1,
+            "EXECUTE DIRECT ON (dn3) 'SELECT count(*) FROM old_t'"
+        )
+        .await,
+        vec![vec![Value::Int8(0)]]
+    );
+    assert_eq!(
+        code(&mut s1, "EXECUTE DIRECT ON (dn3) 'SELECT * FROM old_gone'").await,
+        SqlState::UndefinedTable
+    );
+    q(&mut s2, "DROP TABLE old_t").await;
+    // New tables are placed on it; both coordinators reach it.
+    q(&mut s1, "CREATE TABLE t3 (id int PRIMARY KEY, v int)").await;
+    let values: Vec<String> = (1..=60).map(|i| format!("({i}, 1)")).collect();
+    q(
+        &mut s2,
+        &format!("INSERT INTO t3 VALUES {}", values.join(", ")),
+    )
+    .await;
+    let on3 = q(&mut s1, "EXECUTE DIRECT ON (dn3) 'SELECT count(*) FROM t3'").await;
+    assert!(int(&on3[0][0]) > 0, "{on3:?}");
+    assert_eq!(
+        q(&mut s1, "SELECT count(*), sum(v) FROM t3").await,
+        vec![vec![Value::Int8(60), Value::Int8(60)]]
+    );
+    // pgxc_node persists: a coordinator restarted on the same catalog with its old
+    // configuration still knows dn3.
+    let again = Coordinator::start(
+        CoordinatorConfig {
+            name: "cn1".into(),
+            datanodes: c.coords[0]
+                .datanode_addrs()
+                .into_iter()
+                .filter(|(n, _)| n != "dn3")
+                .collect(),
+            peers: vec![],
+            preferred: None,
+            max_pool_size: 2,
+        },
+        Arc::clone(c.coords[0].engine()),
+        c.coords[0].gtm().clone(),
+    )
+    .await
+    .expect("restart");
+    assert_eq!(again.datanode_names(), vec!["dn1", "dn2", "dn3"]);
+    assert_eq!(again.peer_names(), vec!["cn2"]);
+
+    // DROP NODE: refused while a table is distributed on it.
+    assert_eq!(
+        code(&mut s1, "DROP NODE dn3").await,
+        SqlState::DependentObjectsStillExist
+    );
+    assert_eq!(
+        code(&mut s1, "DROP NODE cn1").await,
+        SqlState::ObjectNotInPrerequisiteState
+    );
+    q(&mut s1, "DROP TABLE t3").await;
+    for s in [&mut s1, &mut s2] {
+        q(s, "DROP NODE dn3").await;
+    }
+    q(&mut s1, "DROP NODE IF EXISTS dn3").await;
+    assert_eq!(
+        code(&mut s1, "DROP NODE dn3").await,
+        SqlState::UndefinedObject
+    );
+    assert_eq!(
+        code(&mut s1, "EXECUTE DIRECT ON (dn3) 'SELECT 1'").await,
+        SqlState::UndefinedObject
+    );
+    assert_eq!(c.coords[0].datanode_names(), vec!["dn1", "dn2"]);
+    q(&mut s1, "BEGIN").await;
+    assert_eq!(
+        code(&mut s1, "CREATE NODE dn4 WITH (TYPE = 'datanode')").await,
+        SqlState::ActiveSqlTransaction
+    );
+    q(&mut s1, "ROLLBACK").await;
+
+    // ALTER NODE; pgxc_pool_check() notices pgxc_node changed under the pool, reload fixes it.
+    q(&mut s1, "ALTER NODE dn2 WITH (PREFERRED)").await;
+    assert_eq!(c.coords[0].preferred().as_deref(), Some("dn2"));
+    let eng = Arc::clone(c.coords[0].engine());
+    tokio::task::spawn_blocking(move || {
+        eng.session()
+            .execute(
+                "UPDATE pgxc.pgxc_node_rows SET nodeis_preferred = false WHERE node_name = 'dn2'",
+            )
+            .map(|_| ())
+    })
+    .await
+    .expect("join")
+    .expect("catalog update");
+    assert_eq!(
+        q(&mut s1, "SELECT pgxc_pool_check()").await,
+        vec![vec![Value::Bool(false)]]
+    );
+    assert_eq!(
+        q(&mut s1, "SELECT pgxc_pool_reload()").await,
+        vec![vec![Value::Bool(true)]]
+    );
+    assert_eq!(
+        q(&mut s1, "SELECT pgxc_pool_check()").await,
+        vec![vec![Value::Bool(true)]]
+    );
+    assert_eq!(c.coords[0].preferred(), None);
+
+    // Node groups: TO GROUP places a table on the group's datanodes.
+    q(&mut s1, "CREATE NODE GROUP g1 WITH (dn2)").await;
+    assert_eq!(
+        code(&mut s1, "CREATE NODE GROUP g2 WITH (dn9)").await,
+        SqlState::UndefinedObject
+    );
+    let r = q(&mut s1, "SELECT group_name, group_members FROM pgxc_group").await;
+    assert_eq!(texts(&r), vec!["g1|dn2"]);
+    q(
+        &mut s1,
+        "CREATE TABLE tg (a int) DISTRIBUTE BY REPLICATION TO GROUP g1",
+    )
+    .await;
+    q(&mut s1, "INSERT INTO tg VALUES (1), (2)").await;
+    let r = q(&mut s1, "EXECUTE DIRECT ON (dn2) 'SELECT count(*) FROM tg'").await;
+    assert_eq!(int(&r[0][0]), 2);
+    let r = q(&mut s1, "EXECUTE DIRECT ON (dn1) 'SELECT count(*) FROM tg'").await;
+    assert_eq!(int(&r[0][0]), 0);
+    assert_eq!(
+        code(&mut s1, "DROP NODE dn2").await,
+        SqlState::DependentObjectsStillExist
+    );
+    q(&mut s1, "DROP TABLE tg").await;
+    q(&mut s1, "DROP NODE GROUP g1").await;
+    assert_eq!(
+        code(&mut s1, "DROP NODE GROUP g1").await,
+        SqlState::UndefinedObject
+    );
+
+    // pg_prepared_xacts lists the cluster's prepared transactions on any coordinator.
+    q(&mut s1, "CREATE TABLE px (id int PRIMARY KEY)").await;
+    q(&mut s1, "BEGIN").await;
+    q(&mut s1, "INSERT INTO px VALUES (1), (2), (3)").await;
+    q(&mut s1, "PREPARE TRANSACTION 'px_gid'").await;
+    let r = q(
+        &mut s2,
+        "SELECT gid, database FROM pg_prepared_xacts WHERE gid = 'px_gid'",
+    )
+    .await;
+    assert_eq!(texts(&r), vec!["px_gid|pgxc"]);
+    q(&mut s2, "COMMIT PREPARED 'px_gid'").await;
+    assert!(q(&mut s1, "SELECT gid FROM pg_catalog.pg_prepared_xacts")
+        .await
+        .is_empty());
+    assert_eq!(
+        q(&mut s1, "SELECT count(*) FROM px").await,
+        vec![vec![Value::Int8(3)]]
+    );
+    let _ = tokio::task::spawn_blocking(move || drop(again)).await;
+}
+
+/// A coordinator started later with an empty catalog copies it from a peer (the DDL log replayed,
+/// pgxc_class copied), and once registered with CREATE NODE on the others it takes part in
+/// their DDL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_added_later_gets_the_catalog() {
+    let c = cluster(2, 2).await;
+    let mut s1 = CoordSession::new(&c.coords[0]).expect("session");
+    q(
+        &mut s1,
+        "CREATE TABLE item (id serial PRIMARY KEY, name text) DISTRIBUTE BY HASH (id)",
+    )
+    .await;
+    q(&mut s1, "CREATE INDEX item_name ON item (name)").await;
+    q(&mut s1, "CREATE TABLE gone (a int)").await;
+    q(&mut s1, "DROP TABLE gone").await;
+    q(
+        &mut s1,
+        "CREATE VIEW named AS SELECT id, name FROM item WHERE name IS NOT NULL",
+    )
+    .await;
+    q(
+        &mut s1,
+        "INSERT INTO item (name) VALUES ('a'), ('b'), (NULL)",
+    )
+    .await;
+
+    // cn3: a new catalog, the running coordinators as peers.
+    let client = GtmClient::connect(
+        vec![c._gtm.local_addr().to_string()],
+        ClientOptions::default(),
+    )
+    .await
+    .expect("gtm client");
+    let eng = catalog_engine(&client, "cn3").await;
+    let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = l.local_addr().expect("addr").to_string();
+    tokio::spawn(pgxc_datanode::server::serve(
+        l,
+        Arc::clone(&eng),
+        "cn3".to_string(),
+    ));
+    let mut peers = c.coords[1].peer_addrs();
+    peers.extend(c.coords[0].peer_addrs());
+    let cn3 = Coordinator::start(
+        CoordinatorConfig {
+            name: "cn3".into(),
+            datanodes: c.coords[0].datanode_addrs(),
+            peers,
+            preferred: None,
+            max_pool_size: 4,
+        },
+        eng,
+        client,
+    )
+    .await
+    .expect("cn3 starts");
+    let mut s3 = CoordSession::new(&cn3).expect("session");
+    assert_eq!(
+        q(&mut s3, "SELECT count(*) FROM item").await,
+        vec![vec![Value::Int8(3)]]
+    );
+    assert_eq!(
+        q(&mut s3, "SELECT name FROM named ORDER BY name").await,
+        vec![vec![Value::Text("a".into())], vec![Value::Text("b".into())]]
+    );
+    assert_eq!(
+        code(&mut s3, "SELECT * FROM gone").await,
+        SqlState::UndefinedTable
+    );
+    // Its serial column draws from the same GTM sequence.
+    let r = q(&mut s3, "INSERT INTO item (name) VALUES ('c') RETURNING id").await;
+    assert_eq!(int(&r[0][0]), 4);
+    let r = q(
+        &mut s3,
+        "SELECT pclocatortype, pcattname FROM pgxc.pgxc_class WHERE pcrelname = 'public.item'",
+    )
+    .await;
+    assert_eq!(texts(&r), vec!["H|id"]);
+
+    // Registered on the others, it receives their DDL.
+    let (host, port) = addr.rsplit_once(':').expect("host:port");
+    let mut s2 = CoordSession::new(&c.coords[1]).expect("session");
+    for s in [&mut s1, &mut s2] {
+        q(
+            s,
+            &format!("CREATE NODE cn3 WITH (TYPE = 'coordinator', HOST = '{host}', PORT = {port})"),
+        )
+        .await;
+    }
+    q(&mut s2, "CREATE TABLE later (k int PRIMARY KEY)").await;
+    q(&mut s3, "INSERT INTO later VALUES (1), (2)").await;
+    assert_eq!(
+        q(&mut s1, "SELECT count(*) FROM later").await,
+        vec![vec![Value::Int8(2)]]
+    );
+    q(&mut s1, "DROP VIEW named").await;
+    q(&mut s1, "DROP TABLE item").await;
+    assert_eq!(
+        code(&mut s3, "SELECT * FROM item").await,
+        SqlState::UndefinedTable
+    );
+    drop(s3);
+    let _ = tokio::task::spawn_blocking(move || drop(cn3)).await;
+}
+
+/// Joins shipped whole (XC's shippability): colocated on the distribution key, or with replicated
+/// tables covering the distributed one; anything else is evaluated on the coordinator over remote
+/// scans — and both give the same rows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn colocated_joins_are_shipped_whole() {
+    let c = cluster(2, 1).await;
+    let mut s = CoordSession::new(&c.coords[0]).expect("session");
+    for ddl in [
+        "CREATE TABLE cust (c_id int PRIMARY KEY, name text) DISTRIBUTE BY HASH (c_id)",
+        "CREATE TABLE ord (o_id int, o_c_id int, amount int) DISTRIBUTE BY HASH (o_c_id)",
+        "CREATE TABLE other (o_id int, x int) DISTRIBUTE BY HASH (o_id)",
+        "CREATE TABLE item (i_id int, title text) DISTRIBUTE BY REPLICATION",
+    ] {
+        q(&mut s, ddl).await;
+    }
+    q(
+        &mut s,
+        "INSERT INTO cust SELECT g, 'c' || g FROM generate_series(1, 20) g",
+    )
+    .await;
+    q(
+        &mut s,
+        "INSERT INTO ord SELECT g, g % 20 + 1, g * 10 FROM generate_series(1, 60) g",
+    )
+    .await;
+    q(
+        &mut s,
+        "INSERT INTO other SELECT g, g FROM generate_series(1, 60) g",
+    )
+    .await;
+    q(
+        &mut s,
+        "INSERT INTO item SELECT g, 't' || g FROM generate_series(1, 60) g",
+    )
+    .await;
+    let fqs = "Data Node Scan on \"__REMOTE_FQS_QUERY__\"";
+    let pinned = format!("  Node/s: dn{}", hash_int4(7) % 2 + 1);
+    let shapes: Vec<(&str, Vec<&str>)> = vec![
+        // Colocated on the key: every node joins its own rows.
+        (
+            "SELECT c.name, o.amount FROM cust c JOIN ord o ON c.c_id = o.o_c_id",
+            vec![fqs, "  Node/s: dn1, dn2"],
+        ),
+        // ... pinned to one node by the key: shipped whole, aggregate and all.
+        (
+            "SELECT c.name, sum(o.amount) FROM cust c, ord o \
+             WHERE c.c_id = o.o_c_id AND c.c_id = 7 GROUP BY c.name",
+            vec![fqs, pinned.as_str()],
+        ),
+        // With a replicated table.
+        (
+            "SELECT o.o_id, i.title FROM ord o JOIN item i ON i.i_id = o.o_id",
+            vec![fqs, "  Node/s: dn1, dn2"],
+        ),
+        // Grouped by the distribution key: every group lives on one node, shipped whole.
+        (
+            "SELECT o_c_id, count(DISTINCT amount) FROM ord GROUP BY o_c_id HAVING count(*) > 2",
+            vec![fqs, "  Node/s: dn1, dn2"],
+        ),
+        // A plain aggregate over a colocated join: partial counts combined here.
+        (
+            "SELECT count(*) FROM cust c JOIN ord o ON c.c_id = o.o_c_id",
+            vec![
+                "Aggregate",
+                "  ->  Data Node Scan on \"__REMOTE_GROUP_QUERY__\"",
+                "        Node/s: dn1, dn2",
+            ],
+        ),
+    ];
+    for (sql, want) in shapes {
+        assert_eq!(
+            plan(&mut s, &format!("EXPLAIN (COSTS OFF) {sql}")).await,
+            want,
+            "{sql}"
+        );
+    }
+    let rows = q(
+        &mut s,
+        "SELECT o_c_id, count(DISTINCT amount) FROM ord GROUP BY o_c_id HAVING count(*) > 2",
+    )
+    .await;
+    assert_eq!(rows.len(), 20);
+    assert!(rows.iter().all(|r| int(&r[1]) == 3), "{rows:?}");
+    // Not colocated (ord.o_id is not its key): evaluated here over remote scans.
+    let p = plan(
+        &mut s,
+        "EXPLAIN (COSTS OFF) SELECT * FROM ord o JOIN other t ON o.o_id = t.o_id",
+    )
+    .await;
+    assert!(
+        p.iter().any(|l| l.contains("Data Node Scan on ord"))
+            && p.iter().any(|l| l.contains("Data Node Scan on other")),
+        "{p:?}"
+    );
+    // Evaluated here, each remote scan applies the WHERE conjuncts that read only its table.
+    let p = plan(
+        &mut s,
+        "EXPLAIN (COSTS OFF, VERBOSE) SELECT * FROM ord o JOIN other t ON o.o_id = t.o_id \
+         WHERE o.amount > 100 AND t.x < 10 AND o.amount + t.x > 0",
+    )
+    .await;
+    for want in [
+        "Remote query: SELECT \"o_id\", \"o_c_id\", \"amount\" FROM public.ord AS \"o\" WHERE o.amount > 100",
+        "Remote query: SELECT \"o_id\", \"x\" FROM public.other AS \"t\" WHERE t.x < 10",
+    ] {
+        assert!(p.iter().any(|l| l.trim() == want), "{want}\n{p:#?}");
+    }
+    let rows = q(
+        &mut s,
+        "SELECT count(*) FROM ord o JOIN other t ON o.o_id = t.o_id \
+         WHERE o.amount > 100 AND t.x < 10 AND o.amount + t.x > 0",
+    )
+    .await;
+    assert_eq!(int(&rows[0][0]), 0);
+    let rows = q(
+        &mut s,
+        "SELECT count(*) FROM ord o JOIN other t ON o.o_id = t.o_id WHERE o.amount >= 100 AND t.x < 15",
+    )
+    .await;
+    assert_eq!(int(&rows[0][0]), 5);
+    // Same answers either way.
+    let rows = q(
+        &mut s,
+        "SELECT count(*), sum(o.amount) FROM cust c JOIN ord o ON c.c_id = o.o_c_id",
+    )
+    .await;
+    assert_eq!((int(&rows[0][0]), int(&rows[0][1])), (60, 18_300));
+    let rows = q(
+        &mut s,
+        "SELECT count(*) FROM ord o JOIN other t ON o.o_id = t.o_id JOIN item i ON i.i_id = t.x",
+    )
+    .await;
+    assert_eq!(int(&rows[0][0]), 60);
+    let rows = q(
+        &mut s,
+        "SELECT c.name, o.amount FROM cust c JOIN ord o ON c.c_id = o.o_c_id WHERE c.c_id = 7 ORDER BY o.amount",
+    )
+    .await;
+    let amounts: Vec<i64> = rows.iter().map(|r| int(&r[1])).collect();
+    assert_eq!(amounts, vec![60, 260, 460]);
 }

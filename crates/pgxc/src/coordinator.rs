@@ -39,6 +39,13 @@ pub struct CoordinatorArgs {
     /// The datanode replicated tables are read from when it holds them.
     #[arg(long)]
     pub preferred: Option<String>,
+    /// Client authentication on the PostgreSQL port: `trust` (default) or `scram`
+    /// (SCRAM-SHA-256 against --password-file).
+    #[arg(long, default_value = "trust")]
+    pub auth: String,
+    /// Users for `--auth scram`: one `user:password` (or `user:SCRAM-SHA-256$...`) per line.
+    #[arg(long)]
+    pub password_file: Option<PathBuf>,
 }
 
 fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>> {
@@ -52,6 +59,7 @@ fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>> {
 
 /// Run the coordinator until Ctrl-C / SIGTERM.
 pub async fn run(args: CoordinatorArgs) -> Result<()> {
+    let auth = crate::serve::client_auth(&args.auth, args.password_file.as_deref())?;
     let datanodes = pairs(&args.datanodes, "datanode")?;
     let peers = pairs(&args.peers, "peer")?;
     if datanodes.is_empty() {
@@ -65,9 +73,14 @@ pub async fn run(args: CoordinatorArgs) -> Result<()> {
     let gtm = GtmClient::connect(args.gtm.clone(), ClientOptions::default())
         .await
         .map_err(|e| anyhow::anyhow!("cannot reach the GTM at {:?}: {e}", args.gtm))?;
-    let engine =
-        crate::datanode::open_cluster_engine(Disk::real(&args.data_dir), "coordinator.redb", &gtm)
-            .await?;
+    // The catalog engine's sequences are the GTM's (global), not local ones.
+    let engine = pgxc_coordinator::node::open_catalog_engine(
+        Disk::real(&args.data_dir),
+        "coordinator.redb",
+        &gtm,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("cannot open the store: {e}"))?;
     let internal = tokio::net::TcpListener::bind(&args.internal)
         .await
         .with_context(|| format!("cannot listen on {}", args.internal))?;
@@ -101,7 +114,7 @@ pub async fn run(args: CoordinatorArgs) -> Result<()> {
         biased;
         _ = crate::serve::shutdown_signal() => Ok(()),
         r = pgxc_datanode::server::serve(internal, engine, args.name.clone()) => r.context("internal accept failed"),
-        r = pgxc_coordinator::wire::serve(listener, coord) => r.context("accept failed"),
+        r = pgxc_coordinator::wire::serve_auth(listener, coord, auth) => r.context("accept failed"),
     };
     resolver.abort();
     let _ = resolver.await;
