@@ -1,20 +1,23 @@
-//! `pgxc ctl`: deploy and run a local cluster (XC's pgxc_ctl).
+//! `pgxc ctl`: deploy and run a cluster (XC's pgxc_ctl). This module is `pgxc ctl up`, the foreground form;
+//! the other verbs are in `ctl_verbs`, the configuration in `ctl_config` (docs/ctl.md).
 //!
-//! `pgxc ctl up` starts, under `./pgxc-data` (first time: initialises), 3 GTM replicas, 1 GTM proxy, 2 datanodes
-//! and 2 coordinators as child processes of this binary on loopback ports from `--base-port` (GTM base..base+2,
-//! proxy base+10, datanodes base+20.., coordinators' internal endpoints base+30.., coordinators' client ports
-//! base+100..), waits until each is ready, prints a psql command per coordinator, stays in the foreground, and
-//! stops every child cleanly (SIGTERM, then SIGKILL after a grace period) on Ctrl-C. Running it again keeps the
-//! data.
+//! `pgxc ctl up` with no configuration starts, under `./pgxc-data` (first time: initialises), 3 GTM replicas,
+//! 1 GTM proxy, 2 datanodes and 2 coordinators as child processes of this binary on loopback ports from
+//! `--base-port` (GTM base..base+2, proxy base+10, datanodes base+20.., coordinators' internal endpoints
+//! base+30.., coordinators' client ports base+100..), and writes that layout to `<data>/pgxc-ctl.toml` so the
+//! other verbs (`status`, `monitor`, ...) can name it. With `-c FILE` it runs that configured cluster instead.
+//! It waits until each component is ready, prints a psql command per coordinator, stays in the foreground,
+//! restarts a child that dies (with its data), and stops every child cleanly (SIGTERM, then SIGKILL after a
+//! grace period) on Ctrl-C. Running it again keeps the data.
 
-use crate::ctl_gtm;
-use anyhow::{anyhow, bail, Context, Result};
-use pgxc_gtm::proto::{Request, Response};
+use crate::ctl_config::{Component, Kind, Plan};
+use crate::ctl_proc;
+use anyhow::{bail, Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
-/// `pgxc ctl up` options.
+/// `pgxc ctl up` options (without `-c`; with `-c FILE` only the configuration counts).
 #[derive(clap::Args, Debug, Clone)]
 pub struct UpArgs {
     /// Where the cluster's data directories and logs live.
@@ -36,39 +39,22 @@ pub struct UpArgs {
 }
 
 struct Proc {
-    name: String,
+    comp: Component,
     child: Child,
-    log: PathBuf,
-    args: Vec<String>,
 }
 
 /// Children are stopped when this is dropped, whatever happened.
 struct Cluster {
+    plan: Plan,
     procs: Vec<Proc>,
 }
 
 impl Cluster {
-    fn spawn(&mut self, name: &str, args: &[String], log: PathBuf) -> Result<()> {
-        let exe = std::env::current_exe().context("cannot find the pgxc executable")?;
-        // Append: a restart keeps the previous run's log (PostgreSQL's log files are kept too).
-        let out = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&log)
-            .with_context(|| format!("cannot open log {}", log.display()))?;
-        let err = out.try_clone()?;
-        let child = Command::new(exe)
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .with_context(|| format!("cannot start {name}"))?;
+    fn spawn(&mut self, c: &Component) -> Result<()> {
+        let child = ctl_proc::spawn(&self.plan, c, false)?;
         self.procs.push(Proc {
-            name: name.to_string(),
+            comp: c.clone(),
             child,
-            log,
-            args: args.to_vec(),
         });
         Ok(())
     }
@@ -91,37 +77,27 @@ impl Cluster {
         for (p, status) in gone {
             msgs.push(format!(
                 "{} exited ({status}); restarting it. Last lines of {}:\n{}",
-                p.name,
-                p.log.display(),
-                tail(&p.log, 5)
+                p.comp.name,
+                p.comp.log().display(),
+                ctl_proc::tail(&p.comp.log(), 5)
             ));
-            self.spawn(&p.name, &p.args, p.log.clone())?;
+            self.spawn(&p.comp)?;
         }
         Ok(msgs)
     }
 
     /// A child that exited: its name, status and the tail of its log.
     fn exited(&mut self) -> Option<String> {
-        for p in &mut self.procs {
-            if let Ok(Some(status)) = p.child.try_wait() {
-                return Some(format!(
-                    "{} exited ({status}); last lines of {}:\n{}",
-                    p.name,
-                    p.log.display(),
-                    tail(&p.log, 15)
-                ));
-            }
-        }
-        None
+        self.procs
+            .iter_mut()
+            .find_map(|p| ctl_proc::exit_message(&p.comp, &mut p.child))
     }
 
     fn stop(&mut self) {
-        for p in &self.procs {
+        // Coordinators first, GTM replicas last (the reverse of the start order).
+        for p in self.procs.iter().rev() {
             // SIGTERM: each component shuts down cleanly.
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(p.child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
+            let _ = ctl_proc::signal(p.child.id() as i32, nix::sys::signal::Signal::SIGTERM);
         }
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         for p in &mut self.procs {
@@ -136,6 +112,7 @@ impl Cluster {
                     Ok(None) => std::thread::sleep(Duration::from_millis(50)),
                 }
             }
+            ctl_proc::clear_pid(&p.comp);
         }
         self.procs.clear();
     }
@@ -147,184 +124,119 @@ impl Drop for Cluster {
     }
 }
 
-fn tail(path: &Path, n: usize) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
-
-fn check_port_free(host: &str, port: u16) -> Result<()> {
-    std::net::TcpListener::bind((host, port))
-        .map(drop)
-        .map_err(|e| {
-            anyhow!("port {port} on {host} is not free ({e}); pick other ports with --base-port")
-        })
-}
-
-/// `pgxc ctl up`.
-pub async fn up(args: UpArgs) -> Result<()> {
-    let data = &args.data;
-    let first = !data.exists();
-    std::fs::create_dir_all(data).with_context(|| format!("cannot create {}", data.display()))?;
-    let base = args.base_port;
-    if !(1..=9).contains(&args.datanodes) || !(1..=9).contains(&args.coordinators) {
-        bail!("--datanodes and --coordinators must be between 1 and 9");
-    }
-    if base > u16::MAX - 110 {
-        bail!("--base-port {base} leaves no room for the coordinators' ports (base+100..)");
-    }
-    let dn_addrs: Vec<(String, String)> = (1..=args.datanodes)
-        .map(|i| (format!("dn{i}"), format!("{}:{}", args.host, base + 19 + i)))
-        .collect();
-    let cn_internal: Vec<(String, String)> = (1..=args.coordinators)
-        .map(|i| (format!("cn{i}"), format!("{}:{}", args.host, base + 29 + i)))
-        .collect();
-    let cn_ports: Vec<u16> = (1..=args.coordinators).map(|i| base + 99 + i).collect();
-    let gtm_addrs: Vec<String> = (0..3)
-        .map(|i| format!("{}:{}", args.host, base + i))
-        .collect();
-    let proxy_addr = format!("{}:{}", args.host, base + 10);
-    let mut ports = vec![base, base + 1, base + 2, base + 10];
-    ports.extend((1..=args.datanodes).map(|i| base + 19 + i));
-    ports.extend((1..=args.coordinators).map(|i| base + 29 + i));
-    ports.extend(cn_ports.iter().copied());
-    for port in ports {
-        check_port_free(&args.host, port)?;
-    }
-    let peers = gtm_addrs
-        .iter()
-        .enumerate()
-        .map(|(i, a)| format!("{}={a}", i + 1))
-        .collect::<Vec<_>>()
-        .join(",");
-    println!(
-        "{} the default local cluster in {}",
-        if first { "initialising" } else { "starting" },
-        data.display()
-    );
-    let mut cluster = Cluster { procs: Vec::new() };
-    for (i, addr) in gtm_addrs.iter().enumerate() {
-        let id = i + 1;
-        let dir = data.join(format!("gtm{id}"));
-        let args = vec![
-            "gtm".to_string(),
-            "--id".into(),
-            id.to_string(),
-            "--data-dir".into(),
-            dir.display().to_string(),
-            "--listen".into(),
-            addr.clone(),
-            "--peers".into(),
-            peers.clone(),
-        ];
-        cluster.spawn(
-            &format!("gtm{id}"),
-            &args,
-            data.join(format!("gtm{id}.log")),
-        )?;
-        println!(
-            "  started GTM replica {id} on {addr} (log {})",
-            data.join(format!("gtm{id}.log")).display()
-        );
-    }
-    // Wait for a leader.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    let leader = loop {
-        if let Some(e) = cluster.exited() {
-            bail!("{e}");
+/// `pgxc ctl up [-c FILE]`: see the module documentation.
+///
+/// Errors: a bad configuration, a port in use, a data directory that cannot be created or belongs to
+/// another component, a component that exits during start-up (with its log's last lines), no GTM leader
+/// within 30 s.
+pub async fn up(args: UpArgs, config: Option<&Path>) -> Result<()> {
+    let (plan, what, cfg_file) = match config {
+        Some(path) => (
+            Plan::load(path)?,
+            format!("the cluster of {}", path.display()),
+            path.to_path_buf(),
+        ),
+        None => {
+            let data = &args.data;
+            std::fs::create_dir_all(data)
+                .with_context(|| format!("cannot create {}", data.display()))?;
+            let plan = Plan::default_cluster(
+                data,
+                &args.host,
+                args.base_port,
+                args.datanodes,
+                args.coordinators,
+            )?;
+            let file = data.join(crate::ctl_config::DEFAULT_CONFIG);
+            let text = plan.to_toml(
+                data,
+                "The cluster `pgxc ctl up` runs from this directory, rewritten by every `pgxc ctl up`\n\
+                 (docs/ctl.md). While it runs: pgxc ctl -c <this file> status | monitor all.",
+            );
+            std::fs::write(&file, text)
+                .with_context(|| format!("cannot write {}", file.display()))?;
+            (
+                Plan {
+                    file: Some(file.clone()),
+                    ..plan
+                },
+                format!("the default local cluster in {}", data.display()),
+                file,
+            )
         }
-        if let Ok(Response::Status(s)) = ctl_gtm::request_once(&gtm_addrs[0], Request::Status).await
-        {
-            if let Some((id, addr)) = s.leader {
-                break (id, addr);
-            }
-        }
-        if tokio::time::Instant::now() > deadline {
+    };
+    for c in &plan.components {
+        if let Some(pid) = ctl_proc::running_pid(c) {
             bail!(
-                "the GTM group elected no leader within 30 s; see the logs in {}",
-                data.display()
+                "{} is already running (pid {pid}); stop it with `pgxc ctl -c {} stop` first",
+                c.label(),
+                cfg_file.display()
             );
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        ctl_proc::check_ports(c)?;
+    }
+    let mut first = false;
+    for c in &plan.components {
+        first |= ctl_proc::init_dir(c)?;
+    }
+    println!("{} {what}", if first { "initialising" } else { "starting" });
+    let mut cluster = Cluster {
+        plan: plan.clone(),
+        procs: Vec::new(),
     };
+    for c in plan.of(Kind::Gtm) {
+        cluster.spawn(c)?;
+        println!(
+            "  started GTM replica {} on {} (log {})",
+            c.gtm_id.unwrap_or(0),
+            c.addr(),
+            c.log().display()
+        );
+    }
+    let leader = ctl_proc::wait_gtm_leader(&plan.gtm_addrs(), || cluster.exited()).await?;
     println!(
         "  GTM group ready: leader is replica {} ({})",
         leader.0, leader.1
     );
-    let proxy_args = vec![
-        "gtm-proxy".to_string(),
-        "--listen".into(),
-        proxy_addr.clone(),
-        "--gtm".into(),
-        gtm_addrs.join(","),
-    ];
-    cluster.spawn("gtm-proxy", &proxy_args, data.join("gtm-proxy.log"))?;
-    println!("  started GTM proxy on {proxy_addr}");
-    wait_listening(&mut cluster, &proxy_addr, "the GTM proxy").await?;
-    for (name, addr) in &dn_addrs {
-        let a = vec![
-            "datanode".to_string(),
-            "--name".into(),
-            name.clone(),
-            "-D".into(),
-            data.join(name).display().to_string(),
-            "--listen".into(),
-            addr.clone(),
-            "--gtm".into(),
-            proxy_addr.clone(),
-        ];
-        cluster.spawn(name, &a, data.join(format!("{name}.log")))?;
-    }
-    for (name, addr) in &dn_addrs {
-        wait_listening(&mut cluster, addr, name).await?;
-        println!("  started datanode {name} on {addr}");
-    }
-    for (k, (name, internal)) in cn_internal.iter().enumerate() {
-        let mut a = vec![
-            "coordinator".to_string(),
-            "--name".into(),
-            name.clone(),
-            "-D".into(),
-            data.join(name).display().to_string(),
-            "--listen".into(),
-            format!("{}:{}", args.host, cn_ports[k]),
-            "--internal".into(),
-            internal.clone(),
-            "--gtm".into(),
-            gtm_addrs.join(","),
-        ];
-        for (dn, addr) in &dn_addrs {
-            a.push("--datanode".into());
-            a.push(format!("{dn}={addr}"));
+    for kind in [Kind::GtmProxy, Kind::Datanode, Kind::Coordinator] {
+        for c in plan.of(kind) {
+            cluster.spawn(c)?;
         }
-        for (peer, addr) in cn_internal.iter().filter(|(p, _)| p != name) {
-            a.push("--peer".into());
-            a.push(format!("{peer}={addr}"));
+        for c in plan.of(kind) {
+            ctl_proc::wait_ready(c, || cluster.exited()).await?;
+            println!("  started {} {} on {}", c.kind.word(), c.name, c.addr());
         }
-        cluster.spawn(name, &a, data.join(format!("{name}.log")))?;
     }
-    for (k, (name, _)) in cn_internal.iter().enumerate() {
-        let addr = format!("{}:{}", args.host, cn_ports[k]);
-        wait_listening(&mut cluster, &addr, name).await?;
-        println!("  started coordinator {name} on {addr}");
-    }
+    let gtm_addrs = plan.gtm_addrs();
     println!();
     println!(
         "GTM:        pgxc gtm-ctl --gtm {} status",
         gtm_addrs.join(",")
     );
-    println!("GTM proxy:  {proxy_addr}");
-    for (k, (name, _)) in cn_internal.iter().enumerate() {
+    for p in plan.of(Kind::GtmProxy) {
+        println!("GTM proxy:  {}", p.addr());
+    }
+    for c in plan.of(Kind::Coordinator) {
         println!(
-            "{name}:        psql -h {} -p {} -U postgres postgres",
-            args.host, cn_ports[k]
+            "{:<12}psql -h {} -p {} -U postgres postgres",
+            format!("{}:", c.name),
+            c.host,
+            c.port
         );
     }
     let mut clean = format!("pgxc clean --gtm {}", gtm_addrs.join(","));
-    for (name, addr) in dn_addrs.iter().chain(cn_internal.iter()) {
-        clean.push_str(&format!(" --node {name}={addr}"));
+    for c in plan.of(Kind::Datanode) {
+        clean.push_str(&format!(" --node {}={}", c.name, c.addr()));
+    }
+    for c in plan.of(Kind::Coordinator) {
+        clean.push_str(&format!(
+            " --node {}={}",
+            c.name,
+            c.internal_addr().unwrap_or_default()
+        ));
     }
     println!("In doubt:   {clean}");
+    println!("Status:     pgxc ctl -c {} status", cfg_file.display());
     println!("Press Ctrl-C to stop the cluster.");
     loop {
         tokio::select! {
@@ -340,24 +252,21 @@ pub async fn up(args: UpArgs) -> Result<()> {
     }
     println!("stopping the cluster");
     cluster.stop();
-    println!("stopped; data kept in {}", data.display());
+    let kept: Vec<String> = plan
+        .components
+        .iter()
+        .filter(|c| c.kind != Kind::GtmProxy)
+        .map(|c| c.data_dir.display().to_string())
+        .collect();
+    println!("stopped; data kept in {}", common_dir(&kept));
     Ok(())
 }
 
-/// Wait until `addr` accepts TCP connections (the component is ready), or fail with its log if it
-/// exits or 60 s pass.
-async fn wait_listening(cluster: &mut Cluster, addr: &str, what: &str) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(e) = cluster.exited() {
-            bail!("{e}");
-        }
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            return Ok(());
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("{what} did not start listening on {addr} within 60 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+/// The directory the data directories share (their parent when they are siblings), for the goodbye line.
+fn common_dir(dirs: &[String]) -> String {
+    let parents: Vec<Option<&Path>> = dirs.iter().map(|d| Path::new(d).parent()).collect();
+    match parents.first() {
+        Some(Some(p)) if parents.iter().all(|q| *q == Some(*p)) => p.display().to_string(),
+        _ => dirs.join(", "),
     }
 }

@@ -3,7 +3,9 @@
 //! - `pgxc gtm`: a GTM replica (initialises its data directory on first start, like XC's `initgtm`).
 //! - `pgxc gtm-proxy`: a GTM proxy.
 //! - `pgxc gtm-ctl`: status, promote, transfer-leader, add-member, remove-member.
-//! - `pgxc ctl up`: the default local cluster in the foreground.
+//! - `pgxc ctl`: deploy and run a cluster from one TOML configuration (XC's pgxc_ctl): `up` (the default
+//!   local cluster, or `-c FILE`'s, in the foreground), `init`, `start`, `stop`, `status`, `monitor`, `kill`,
+//!   `add`, `remove` (docs/ctl.md).
 //! - `pgxc datanode`: a datanode of a cluster (or `--standalone`, serving psql on its own).
 //! - `pgxc coordinator`: a coordinator, where applications connect.
 //! - `pgxc clean`: finish in-doubt prepared transactions (XC's pgxc_clean).
@@ -12,7 +14,11 @@ mod clean;
 mod cmd_gtm;
 mod coordinator;
 mod ctl;
+mod ctl_config;
 mod ctl_gtm;
+mod ctl_pgwire;
+mod ctl_proc;
+mod ctl_verbs;
 mod datanode;
 mod serve;
 
@@ -36,6 +42,10 @@ enum Command {
     GtmProxy(GtmProxyArgs),
     /// Deploy and run a cluster (XC's pgxc_ctl).
     Ctl {
+        /// The cluster configuration (TOML, docs/ctl.md). Default for `up`: the built-in local cluster;
+        /// for the other verbs: ./pgxc-ctl.toml.
+        #[arg(short = 'c', long = "config", global = true)]
+        config: Option<PathBuf>,
         #[command(subcommand)]
         verb: CtlVerb,
     },
@@ -56,11 +66,60 @@ enum Command {
     },
 }
 
-/// `pgxc ctl` verbs.
+/// `pgxc ctl` verbs (XC's pgxc_ctl). Targets are `all`, a kind (`gtm`, `gtm_proxy`, `datanode`,
+/// `coordinator`) or a component name.
 #[derive(Subcommand, Debug)]
 pub enum CtlVerb {
-    /// Start the default local cluster in the foreground (initialising it the first time); Ctrl-C stops it.
+    /// Start the default local cluster (or `-c FILE`'s) in the foreground, initialising it the first time;
+    /// Ctrl-C stops it.
     Up(ctl::UpArgs),
+    /// Write the default configuration if the file does not exist, then create the data directories.
+    Init(ctl_verbs::InitArgs),
+    /// Start components, detached (pid files in their data directories).
+    Start {
+        /// all | gtm | gtm_proxy | datanode | coordinator | <name>
+        #[arg(default_value = "all")]
+        target: String,
+    },
+    /// Stop components: coordinators first, GTM replicas last.
+    Stop {
+        /// smart: SIGTERM and wait; fast: SIGTERM, SIGKILL after 10 s; immediate: SIGKILL.
+        #[arg(short = 'm', long = "mode", value_enum, default_value = "fast")]
+        mode: ctl_verbs::StopMode,
+        /// all | gtm | gtm_proxy | datanode | coordinator | <name>
+        #[arg(default_value = "all")]
+        target: String,
+    },
+    /// One line per component: running/stopped, pid, address, data directory.
+    Status,
+    /// "Running: ..." / "Not running: ..." per component (alive and accepting connections); fails if any
+    /// is not running.
+    Monitor {
+        /// all | gtm | gtm_proxy | datanode | coordinator | <name>
+        #[arg(default_value = "all")]
+        target: String,
+    },
+    /// SIGKILL components (as `stop -m immediate`).
+    Kill {
+        /// all | gtm | gtm_proxy | datanode | coordinator | <name>
+        target: String,
+    },
+    /// Add a coordinator or datanode: configure, initialise, start, and CREATE NODE on every coordinator.
+    Add(ctl_verbs::AddArgs),
+    /// Remove a coordinator or datanode: DROP NODE on every coordinator, stop it, drop it from the config.
+    Remove {
+        /// What to remove.
+        #[arg(value_enum)]
+        kind: ctl_verbs::NodeKind,
+        /// Its node name.
+        name: String,
+        /// Also delete its data directory (XC's `remove ... clean`).
+        #[arg(long)]
+        clean: bool,
+        /// Remove it even if a coordinator refuses DROP NODE (a table still uses the datanode).
+        #[arg(long)]
+        force: bool,
+    },
 }
 
 /// `pgxc gtm` options. A TOML file given with `--config` supplies the same keys (`id`, `data_dir`, `listen`,
@@ -125,6 +184,35 @@ pub enum GtmCtlVerb {
     },
 }
 
+async fn ctl_run(config: Option<PathBuf>, verb: CtlVerb) -> Result<()> {
+    if let CtlVerb::Up(args) = verb {
+        return ctl::up(args, config.as_deref()).await;
+    }
+    let path = config.unwrap_or_else(|| PathBuf::from(ctl_config::DEFAULT_CONFIG));
+    match verb {
+        CtlVerb::Up(_) => unreachable!("handled above"),
+        CtlVerb::Init(args) => ctl_verbs::init(&path, &args),
+        CtlVerb::Add(args) => ctl_verbs::add(&path, &args).await,
+        CtlVerb::Remove {
+            kind,
+            name,
+            clean,
+            force,
+        } => ctl_verbs::remove(&path, kind, &name, clean, force).await,
+        verb => {
+            let plan = ctl_config::Plan::load(&path)?;
+            match verb {
+                CtlVerb::Start { target } => ctl_verbs::start(&plan, &target).await,
+                CtlVerb::Stop { mode, target } => ctl_verbs::stop(&plan, mode, &target).await,
+                CtlVerb::Status => ctl_verbs::status(&plan),
+                CtlVerb::Monitor { target } => ctl_verbs::monitor(&plan, &target).await,
+                CtlVerb::Kill { target } => ctl_verbs::kill(&plan, &target).await,
+                _ => unreachable!("handled above"),
+            }
+        }
+    }
+}
+
 fn main() {
     if let Err(e) = run() {
         eprintln!("pgxc: error: {e:#}");
@@ -153,9 +241,7 @@ fn run() -> Result<()> {
             Command::Gtm(args) => cmd_gtm::run_gtm(args).await,
             Command::GtmProxy(args) => cmd_gtm::run_proxy(args).await,
             Command::GtmCtl { gtm, verb } => ctl_gtm::run(&gtm, verb).await,
-            Command::Ctl {
-                verb: CtlVerb::Up(args),
-            } => ctl::up(args).await,
+            Command::Ctl { config, verb } => ctl_run(config, verb).await,
             Command::Coordinator(args) => coordinator::run(args).await,
             Command::Clean(args) => clean::run(args).await,
             Command::Datanode(_) => unreachable!("handled above"),
