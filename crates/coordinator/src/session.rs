@@ -104,7 +104,29 @@ enum SelectRoute {
     Combine(Vec<String>, Vec<route::Combine>),
     /// Evaluated here over the rows of these tables.
     Evaluate(Vec<Placed>),
+    /// A join that runs whole on the datanodes (colocated, or with replicated tables) under a
+    /// statement that cannot be concatenated (GROUP BY, ORDER BY, LIMIT, DISTINCT...): the join
+    /// (FROM and WHERE) is shipped as one remote query, its rows become a table here, and the
+    /// rest of the statement runs over that table (XC's pushed-down join under a coordinator
+    /// Sort/Aggregate).
+    Joined(JoinedRemote),
 }
+
+/// The pieces of [`SelectRoute::Joined`].
+struct JoinedRemote {
+    /// The nodes the join runs on.
+    nodes: Vec<String>,
+    /// The remote query: the join's FROM and WHERE with the columns the rest needs, as `c0, c1...`.
+    remote: String,
+    /// The rest of the statement over [`JOINED_TABLE`].
+    local: String,
+    /// The remote query's columns and their types.
+    columns: Vec<(String, DataType)>,
+}
+
+/// The coordinator-side table a [`SelectRoute::Joined`] join's rows are put in (inside a rolled
+/// back savepoint of the catalog transaction).
+const JOINED_TABLE: &str = "__remote_join_query__";
 
 /// How long a commit waits for the transactions it followed (READ COMMITTED) to end at the GTM.
 const FOLLOW_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
@@ -1093,6 +1115,7 @@ impl CoordSession {
         match self.select_route(q).await? {
             SelectRoute::Local => self.local_exec(text, true).await,
             SelectRoute::Evaluate(placed) => Box::pin(self.evaluate_here(text, &placed)).await,
+            SelectRoute::Joined(j) => Box::pin(self.evaluate_joined(&j)).await,
             SelectRoute::Combine(nodes, comb) => {
                 let mut parts = Vec::new();
                 for node in nodes {
@@ -1336,7 +1359,18 @@ impl CoordSession {
                 } else if route::concat_safe(q) {
                     Some(SelectRoute::Ship(nodes))
                 } else {
-                    None
+                    let cols: Vec<JoinTable> = occ
+                        .iter()
+                        .map(|(p, names)| (names.clone(), p.columns.clone()))
+                        .collect();
+                    joined_rewrite(q, &cols).map(|(remote, local, columns)| {
+                        SelectRoute::Joined(JoinedRemote {
+                            nodes,
+                            remote,
+                            local,
+                            columns,
+                        })
+                    })
                 }
             }
         })
@@ -1395,6 +1429,17 @@ impl CoordSession {
                         scans.entry(bare).or_insert(scan);
                     }
                     explain::remote_scans(&local, |t| scans.get(t).cloned(), o)
+                }
+                SelectRoute::Joined(j) => {
+                    let local = self.local_plan_joined(&j, o.costs, o.verbose).await?;
+                    let scan = RemoteScan {
+                        nodes: j.nodes.clone(),
+                        query: j.remote.clone(),
+                    };
+                    explain::remote_scans(&local, |t| (t == JOINED_TABLE).then(|| scan.clone()), o)
+                        .into_iter()
+                        .map(|l| l.replace(JOINED_TABLE, "\"__REMOTE_JOIN_QUERY__\""))
+                        .collect()
                 }
             },
             S::Update(u) => match self.update_target(u).await? {
@@ -1534,6 +1579,65 @@ impl CoordSession {
         } else {
             p.dist.nodes.clone()
         })
+    }
+
+    /// Run a [`SelectRoute::Joined`]: the join on its nodes, its rows into [`JOINED_TABLE`] inside a
+    /// savepoint of the catalog transaction, the rest of the statement there, roll back.
+    async fn evaluate_joined(&mut self, j: &JoinedRemote) -> Result<QueryResult, PgError> {
+        let mut rows = Vec::new();
+        for n in &j.nodes {
+            if let Some(r) = self.node_exec(n, &j.remote).await?.pop() {
+                rows.extend(r.rows);
+            }
+        }
+        self.local_run("SAVEPOINT pgxc_join", true).await?;
+        let r = async {
+            self.local_run(&joined_ddl(j), true).await?;
+            for chunk in rows.chunks(500) {
+                let refs: Vec<&Vec<Value>> = chunk.iter().collect();
+                let ins = format!(
+                    "INSERT INTO {JOINED_TABLE} VALUES {}",
+                    rows_sql(&refs, &j.columns)
+                );
+                self.local_run(&ins, true).await?;
+            }
+            self.local_exec(&j.local, true).await
+        }
+        .await;
+        let undo = self
+            .local_run(
+                "ROLLBACK TO SAVEPOINT pgxc_join; RELEASE SAVEPOINT pgxc_join",
+                true,
+            )
+            .await;
+        let r = r?;
+        undo?;
+        Ok(r)
+    }
+
+    /// The catalog engine's plan of a [`SelectRoute::Joined`] statement's local part (over an
+    /// empty [`JOINED_TABLE`] created and dropped in a savepoint).
+    async fn local_plan_joined(
+        &mut self,
+        j: &JoinedRemote,
+        costs: bool,
+        verbose: bool,
+    ) -> Result<Vec<String>, PgError> {
+        self.local_run("SAVEPOINT pgxc_join", true).await?;
+        let r = async {
+            self.local_run(&joined_ddl(j), true).await?;
+            self.local_plan(&j.local, costs, verbose).await
+        }
+        .await;
+        let undo = self
+            .local_run(
+                "ROLLBACK TO SAVEPOINT pgxc_join; RELEASE SAVEPOINT pgxc_join",
+                true,
+            )
+            .await;
+        let r = r?;
+        undo?;
+        Ok(r)
     }
 
     /// The fallback: fetch every named table's rows under the statement's snapshot into the
@@ -2763,6 +2867,183 @@ fn split_top(list: &str) -> Vec<String> {
         out.push(cur.trim().to_string());
     }
     out
+}
+
+/// The output name PostgreSQL gives an unnamed select-list item that is a column reference, or a
+/// cast or parenthesis around one (its `FigureColname`); `None` for anything else (those names do
+/// not depend on column names).
+fn column_output_name(e: &ast::Expr) -> Option<String> {
+    match e {
+        ast::Expr::Identifier(id) => Some(parser::normalize_ident(id)),
+        ast::Expr::CompoundIdentifier(ids) => ids.last().map(parser::normalize_ident),
+        ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) => column_output_name(expr),
+        _ => None,
+    }
+}
+
+/// Column names and types, in order.
+type Columns = Vec<(String, DataType)>;
+
+/// One FROM-list occurrence for [`joined_rewrite`]: the names it is referred to by, its columns.
+type JoinTable = (Vec<String>, Columns);
+
+/// `CREATE TABLE` of [`JOINED_TABLE`] with a [`JoinedRemote`]'s columns.
+fn joined_ddl(j: &JoinedRemote) -> String {
+    let cols: Vec<String> = j
+        .columns
+        .iter()
+        .map(|(n, t)| format!("\"{n}\" {t}"))
+        .collect();
+    format!("CREATE TABLE {JOINED_TABLE} ({})", cols.join(", "))
+}
+
+/// Split a SELECT over a join that runs whole on the datanodes into the remote join and the
+/// local rest ([`SelectRoute::Joined`]). `tables` are the FROM list's occurrences in order: the
+/// names each is referred to by, and its columns. Every column reference outside FROM and WHERE
+/// becomes a column `cN` of the remote query's result; FROM becomes [`JOINED_TABLE`] and WHERE
+/// (applied remotely) goes. `None` when the statement is not a plain SELECT of that kind:
+/// wildcards, subqueries, CTEs, locking clauses, a reference that names no single column, or an
+/// output name that is also a column name (ORDER BY would resolve it differently).
+fn joined_rewrite(q: &ast::Query, tables: &[JoinTable]) -> Option<(String, String, Columns)> {
+    use std::ops::ControlFlow;
+    if q.with.is_some() || !q.locks.is_empty() {
+        return None;
+    }
+    let ast::SetExpr::Select(sel) = q.body.as_ref() else {
+        return None;
+    };
+    let mut outputs = Vec::new();
+    for item in &sel.projection {
+        match item {
+            ast::SelectItem::UnnamedExpr(_) => {}
+            ast::SelectItem::ExprWithAlias { alias, .. } => {
+                outputs.push(parser::normalize_ident(alias))
+            }
+            _ => return None,
+        }
+    }
+    if tables
+        .iter()
+        .any(|(_, cols)| cols.iter().any(|(c, _)| outputs.contains(c)))
+    {
+        return None;
+    }
+    if route::relation_mentions(q) != tables.len() {
+        return None;
+    }
+    let from_sql: Vec<String> = sel.from.iter().map(|f| f.to_string()).collect();
+    let where_sql = sel.selection.as_ref().map(|w| w.to_string());
+    let mut local = q.clone();
+    let ast::SetExpr::Select(lsel) = local.body.as_mut() else {
+        return None;
+    };
+    lsel.selection = None;
+    let mut from = sel.from[0].clone();
+    from.joins.clear();
+    if let ast::TableFactor::Table { name, alias, .. } = &mut from.relation {
+        *name = ast::ObjectName::from(vec![ast::Ident::new(JOINED_TABLE)]);
+        *alias = None;
+    } else {
+        return None;
+    }
+    lsel.from = vec![from];
+    // Keep PostgreSQL's output names: an unnamed column reference (or a cast of one) is named
+    // after the column, which the rewrite below renames.
+    for item in lsel.projection.iter_mut() {
+        if let ast::SelectItem::UnnamedExpr(e) = item {
+            if let Some(name) = column_output_name(e) {
+                *item = ast::SelectItem::ExprWithAlias {
+                    expr: e.clone(),
+                    alias: ast::Ident::with_quote('"', name),
+                };
+            }
+        }
+    }
+    // (occurrence, column) of every reference, in order of first use.
+    let mut used: Vec<(usize, usize)> = Vec::new();
+    let mut ok = true;
+    let _ = ast::visit_expressions_mut(&mut local, |e| {
+        let r = match e {
+            ast::Expr::Identifier(id) => Some((None, parser::normalize_ident(id))),
+            ast::Expr::CompoundIdentifier(ids) => match ids.as_slice() {
+                [t, c] | [_, t, c] => {
+                    Some((Some(parser::normalize_ident(t)), parser::normalize_ident(c)))
+                }
+                _ => {
+                    ok = false;
+                    None
+                }
+            },
+            ast::Expr::Subquery(_)
+            | ast::Expr::Exists { .. }
+            | ast::Expr::In {
+                target: ast::InTarget::Subquery(_),
+                ..
+            } => {
+                ok = false;
+                None
+            }
+            _ => None,
+        };
+        if let Some((qual, col)) = r {
+            let mut hit = None;
+            for (i, (names, cols)) in tables.iter().enumerate() {
+                if qual.as_ref().is_some_and(|q| !names.contains(q)) {
+                    continue;
+                }
+                if let Some(ci) = cols.iter().position(|(n, _)| *n == col) {
+                    if hit.is_some() {
+                        ok = false; // ambiguous
+                    }
+                    hit = Some((i, ci));
+                }
+            }
+            match hit {
+                Some(h) => {
+                    let k = match used.iter().position(|u| *u == h) {
+                        Some(k) => k,
+                        None => {
+                            used.push(h);
+                            used.len() - 1
+                        }
+                    };
+                    *e = ast::Expr::Identifier(ast::Ident::new(format!("pgxc_c{k}")));
+                }
+                // A qualified name that is no column here; a bare one may be an output name.
+                None if qual.is_some() => ok = false,
+                None => {}
+            }
+        }
+        if ok {
+            ControlFlow::<()>::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    });
+    if !ok {
+        return None;
+    }
+    let mut list: Vec<String> = Vec::new();
+    let mut columns = Vec::new();
+    for (k, (i, ci)) in used.iter().enumerate() {
+        let (names, cols) = &tables[*i];
+        let (c, ty) = &cols[*ci];
+        list.push(format!(
+            "\"{}\".\"{}\" AS pgxc_c{k}",
+            names[0].replace('"', "\"\""),
+            c.replace('"', "\"\"")
+        ));
+        columns.push((format!("pgxc_c{k}"), ty.clone()));
+    }
+    if list.is_empty() {
+        list.push("1 AS pgxc_c0".into());
+        columns.push(("pgxc_c0".into(), DataType::Int4));
+    }
+    let mut remote = format!("SELECT {} FROM {}", list.join(", "), from_sql.join(", "));
+    if let Some(w) = where_sql {
+        remote.push_str(&format!(" WHERE {w}"));
+    }
+    Some((remote, local.to_string(), columns))
 }
 
 /// The commit participants of `txn`: its datanode connections and the catalog session.

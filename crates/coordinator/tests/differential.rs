@@ -202,6 +202,14 @@ fn query(ntables: usize) -> impl Strategy<Value = Query> {
             ),
             ordered: true,
         }),
+        // A join (colocated when both tables hash k on the same nodes) sorted and limited.
+        (t(), t(), 0..8i64).prop_map(move |(l, r, n)| Query {
+            sql: format!(
+                "SELECT x.k, y.a AS ya, x.b FROM {l} x JOIN {r} y ON x.k = y.k \
+                 ORDER BY x.k, y.a NULLS FIRST, x.a, x.b, x.c, y.b, y.c LIMIT {n}"
+            ),
+            ordered: true,
+        }),
         // DISTINCT and set operations.
         (t(), col(), col()).prop_map(move |(t, x, y)| un(format!("SELECT DISTINCT {x}, {y} FROM {t}"))),
         (
@@ -295,8 +303,9 @@ async fn cluster() -> Cluster {
     Cluster { _gtm: gtm, coord }
 }
 
-/// A result as comparable text: rows of rendered values (None = NULL), or the error's SQLSTATE.
-type Outcome = Result<Vec<Vec<Option<String>>>, String>;
+/// A result as comparable text: the column names and rows of rendered values (None = NULL), or
+/// the error's SQLSTATE.
+type Outcome = Result<(Vec<String>, Vec<Vec<Option<String>>>), String>;
 
 fn render(r: Result<Vec<QueryResult>, pgxc_common::PgError>, ordered: bool) -> Outcome {
     let tz = TimeZone::utc();
@@ -320,7 +329,7 @@ fn render(r: Result<Vec<QueryResult>, pgxc_common::PgError>, ordered: bool) -> O
             if !ordered {
                 rows.sort();
             }
-            Ok(rows)
+            Ok((r.columns.iter().map(|(n, _)| n.clone()).collect(), rows))
         }
     }
 }
