@@ -379,6 +379,7 @@ async fn read_committed_rechecks_the_newest_version() {
     });
     assert_eq!(blocked(&env.store, bx).await, a.xid());
     assert!(!h.is_finished());
+    let ax = a.xid();
     env.commit(a).await;
 
     let (mut b, r) = h.await.unwrap();
@@ -386,6 +387,8 @@ async fn read_committed_rechecks_the_newest_version() {
         panic!("expected Changed")
     };
     assert_eq!(dec(&newest.data), (1, 11));
+    // B followed A's update: a coordinator must not end B at the GTM before A.
+    assert_eq!(b.followed(), &[ax]);
     // EvalPlanQual: re-evaluate val + 1 on the newest version and update that.
     let (id, v) = dec(&newest.data);
     done(
