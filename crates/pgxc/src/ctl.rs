@@ -17,6 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::Duration;
 
+/// The default `--base-port`: GTM replicas on 6666..6668, coordinators' clients on 6766.. .
+pub const DEFAULT_BASE_PORT: u16 = 6666;
+
 /// `pgxc ctl up` options (without `-c`; with `-c FILE` only the configuration counts).
 #[derive(clap::Args, Debug, Clone)]
 pub struct UpArgs {
@@ -25,7 +28,7 @@ pub struct UpArgs {
     pub data: PathBuf,
     /// First port: GTM replicas use base, base+1, base+2; the GTM proxy base+10; datanodes base+20..;
     /// coordinators base+30.. (internal) and base+100.. (PostgreSQL clients).
-    #[arg(long, default_value_t = 6666)]
+    #[arg(long, default_value_t = DEFAULT_BASE_PORT)]
     pub base_port: u16,
     /// Number of datanodes.
     #[arg(long, default_value_t = 2)]
@@ -140,14 +143,37 @@ pub async fn up(args: UpArgs, config: Option<&Path>) -> Result<()> {
             let data = &args.data;
             std::fs::create_dir_all(data)
                 .with_context(|| format!("cannot create {}", data.display()))?;
-            let plan = Plan::default_cluster(
-                data,
-                &args.host,
-                args.base_port,
-                args.datanodes,
-                args.coordinators,
-            )?;
             let file = data.join(crate::ctl_config::DEFAULT_CONFIG);
+            // A directory an earlier `ctl up` created keeps its layout: the GTM replicas remember
+            // their peers' addresses, so the ports cannot change (`--base-port` is only for a new
+            // directory; repeating the same one is fine).
+            let plan = if file.exists() {
+                let stored = Plan::load(&file)?;
+                let stored_base = stored
+                    .gtm_addrs()
+                    .first()
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| p.parse::<u16>().ok());
+                if let Some(b) = stored_base {
+                    if b != args.base_port && args.base_port != DEFAULT_BASE_PORT {
+                        bail!(
+                            "{} was created with --base-port {b}; its GTM replicas remember those \
+                             ports, so start it with --base-port {b} (or without --base-port), or use a \
+                             new --data directory for other ports",
+                            data.display()
+                        );
+                    }
+                }
+                stored
+            } else {
+                Plan::default_cluster(
+                    data,
+                    &args.host,
+                    args.base_port,
+                    args.datanodes,
+                    args.coordinators,
+                )?
+            };
             let text = plan.to_toml(
                 data,
                 "The cluster `pgxc ctl up` runs from this directory, rewritten by every `pgxc ctl up`\n\
