@@ -142,7 +142,12 @@ pub struct CoordSession {
     pub mistakes: Mistakes,
     /// Postgres-XC's pushdown switches, as this session set them.
     switches: Switches,
+    /// This session's id in its process (tracing spans carry it).
+    id: u64,
 }
+
+/// The next [`CoordSession`] id.
+static NEXT_SESSION_ID: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
 
 /// Postgres-XC's planner switches that turn a kind of pushdown off, so results can be compared
 /// with and without it (all `on` by default, as in XC). Kept by the session when a `SET`/`RESET`
@@ -361,6 +366,7 @@ impl CoordSession {
             block: None,
             round_robin: 0,
             switches: Switches::default(),
+            id: NEXT_SESSION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             mistakes: Mistakes::default(),
         })
     }
@@ -385,6 +391,17 @@ impl CoordSession {
     /// Run a query string (simple-query semantics: statements in order, stopping at the first
     /// error; outside a block each statement is its own global transaction).
     pub async fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError> {
+        use tracing::Instrument;
+        // Every event of this query string carries the session id and, once the global transaction
+        // has one, its GXID.
+        let span = tracing::info_span!("session", id = self.id, gxid = tracing::field::Empty);
+        if let Some(t) = &self.txn {
+            span.record("gxid", t.gxid.0);
+        }
+        Box::pin(self.execute_in_span(sql)).instrument(span).await
+    }
+
+    async fn execute_in_span(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError> {
         let stmts = match parser::parse_spanned(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -694,6 +711,8 @@ impl CoordSession {
         match &mut self.txn {
             None => {
                 let (gxid, snapshot) = self.coord.gtm.begin_snapshot().await?;
+                tracing::Span::current().record("gxid", gxid.0);
+                tracing::debug!("global transaction begins");
                 let (iso, read_only) = match &self.block {
                     Some(b) => (b.iso, b.read_only),
                     None => (DnIsolation::ReadCommitted, false),
