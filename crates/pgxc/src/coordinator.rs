@@ -12,21 +12,27 @@ use pgxc_storage::Disk;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-/// `pgxc coordinator` options.
-#[derive(clap::Args, Debug)]
+/// `pgxc coordinator` options. A TOML file given with `--config` supplies the same keys (`name`,
+/// `data_dir`, `listen`, `internal`, `gtm = ["host:port", ...]`, `datanodes = ["dn1=host:port", ...]`,
+/// `peers = [...]`, `preferred`, `auth`, `password_file`); flags override it (XC's
+/// `postgresql.conf` of a coordinator, reduced to what pgxc uses).
+#[derive(clap::Args, Debug, Default)]
 pub struct CoordinatorArgs {
+    /// TOML configuration file with the keys above.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
     /// This coordinator's node name.
     #[arg(long)]
-    pub name: String,
+    pub name: Option<String>,
     /// Data directory (created on first start).
     #[arg(long, short = 'D')]
-    pub data_dir: PathBuf,
-    /// Listen address host:port for PostgreSQL clients.
-    #[arg(long, default_value = "127.0.0.1:5432")]
-    pub listen: String,
+    pub data_dir: Option<PathBuf>,
+    /// Listen address host:port for PostgreSQL clients (default 127.0.0.1:5432).
+    #[arg(long)]
+    pub listen: Option<String>,
     /// Listen address host:port for other coordinators (catalog changes).
     #[arg(long)]
-    pub internal: String,
+    pub internal: Option<String>,
     /// GTM addresses host:port, comma separated.
     #[arg(long, value_delimiter = ',')]
     pub gtm: Vec<String>,
@@ -41,11 +47,108 @@ pub struct CoordinatorArgs {
     pub preferred: Option<String>,
     /// Client authentication on the PostgreSQL port: `trust` (default) or `scram`
     /// (SCRAM-SHA-256 against --password-file).
-    #[arg(long, default_value = "trust")]
-    pub auth: String,
+    #[arg(long)]
+    pub auth: Option<String>,
     /// Users for `--auth scram`: one `user:password` (or `user:SCRAM-SHA-256$...`) per line.
     #[arg(long)]
     pub password_file: Option<PathBuf>,
+}
+
+/// The keys of a `pgxc coordinator --config` file.
+#[derive(serde::Deserialize, Debug, Default)]
+#[serde(deny_unknown_fields)]
+struct CoordinatorFile {
+    name: Option<String>,
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    internal: Option<String>,
+    #[serde(default)]
+    gtm: Vec<String>,
+    #[serde(default)]
+    datanodes: Vec<String>,
+    #[serde(default)]
+    peers: Vec<String>,
+    preferred: Option<String>,
+    auth: Option<String>,
+    password_file: Option<PathBuf>,
+}
+
+/// A coordinator's settings: the `--config` file with the flags on top.
+#[derive(Debug, PartialEq)]
+pub struct CoordinatorSettings {
+    /// Node name.
+    pub name: String,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// Client listen address.
+    pub listen: String,
+    /// Internal (coordinator protocol) listen address.
+    pub internal: String,
+    /// GTM (proxy) addresses.
+    pub gtm: Vec<String>,
+    /// `name=host:port` per datanode.
+    pub datanodes: Vec<String>,
+    /// `name=host:port` per peer coordinator.
+    pub peers: Vec<String>,
+    /// Preferred datanode for replicated reads.
+    pub preferred: Option<String>,
+    /// `trust` or `scram`.
+    pub auth: String,
+    /// Users for `scram`.
+    pub password_file: Option<PathBuf>,
+}
+
+/// Merge `--config` (if any) and the flags. Errors: an unreadable or malformed file (with its
+/// line), an unknown key, a missing name, data directory or internal address.
+pub fn settings(args: &CoordinatorArgs) -> Result<CoordinatorSettings> {
+    let file = match &args.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            toml::from_str::<CoordinatorFile>(&text)
+                .with_context(|| format!("bad coordinator config {}", path.display()))?
+        }
+        None => CoordinatorFile::default(),
+    };
+    let or_file = |flags: &Vec<String>, file: Vec<String>| {
+        if flags.is_empty() {
+            file
+        } else {
+            flags.clone()
+        }
+    };
+    Ok(CoordinatorSettings {
+        name: args
+            .name
+            .clone()
+            .or(file.name)
+            .ok_or_else(|| anyhow::anyhow!("missing --name (this coordinator's node name)"))?,
+        data_dir: args
+            .data_dir
+            .clone()
+            .or(file.data_dir)
+            .ok_or_else(|| anyhow::anyhow!("missing --data-dir"))?,
+        listen: args
+            .listen
+            .clone()
+            .or(file.listen)
+            .unwrap_or_else(|| "127.0.0.1:5432".into()),
+        internal: args
+            .internal
+            .clone()
+            .or(file.internal)
+            .ok_or_else(|| anyhow::anyhow!("missing --internal (the address peers reach)"))?,
+        gtm: or_file(&args.gtm, file.gtm),
+        datanodes: or_file(&args.datanodes, file.datanodes),
+        peers: or_file(&args.peers, file.peers),
+        preferred: args.preferred.clone().or(file.preferred),
+        auth: args
+            .auth
+            .clone()
+            .or(file.auth)
+            .unwrap_or_else(|| "trust".into()),
+        password_file: args.password_file.clone().or(file.password_file),
+    })
 }
 
 fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>> {
@@ -59,6 +162,7 @@ fn pairs(list: &[String], what: &str) -> Result<Vec<(String, String)>> {
 
 /// Run the coordinator until Ctrl-C / SIGTERM.
 pub async fn run(args: CoordinatorArgs) -> Result<()> {
+    let args = settings(&args)?;
     let auth = crate::serve::client_auth(&args.auth, args.password_file.as_deref())?;
     let datanodes = pairs(&args.datanodes, "datanode")?;
     let peers = pairs(&args.peers, "peer")?;
@@ -120,4 +224,84 @@ pub async fn run(args: CoordinatorArgs) -> Result<()> {
     let _ = resolver.await;
     let _ = tokio::task::spawn_blocking(move || drop(keep)).await;
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(text: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "pgxc-cn-config-{}-{}",
+            std::process::id(),
+            text.len()
+        ));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let p = dir.join("cn1.toml");
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    #[test]
+    fn a_config_file_gives_the_settings_and_flags_override_it() {
+        let p = file(
+            "name = \"cn1\"\ndata_dir = \"/data/cn1\"\ninternal = \"127.0.0.1:6696\"\n\
+             gtm = [\"127.0.0.1:6676\"]\ndatanodes = [\"dn1=127.0.0.1:6686\", \"dn2=127.0.0.1:6687\"]\n\
+             peers = [\"cn2=127.0.0.1:6697\"]\n",
+        );
+        let s = settings(&CoordinatorArgs {
+            config: Some(p.clone()),
+            listen: Some("127.0.0.1:6766".into()),
+            ..CoordinatorArgs::default()
+        })
+        .expect("settings");
+        assert_eq!(s.name, "cn1");
+        assert_eq!(s.data_dir, PathBuf::from("/data/cn1"));
+        assert_eq!(s.listen, "127.0.0.1:6766");
+        assert_eq!(s.internal, "127.0.0.1:6696");
+        assert_eq!(s.gtm, vec!["127.0.0.1:6676".to_string()]);
+        assert_eq!(s.datanodes.len(), 2);
+        assert_eq!(s.peers, vec!["cn2=127.0.0.1:6697".to_string()]);
+        assert_eq!(s.auth, "trust");
+        // A flag wins over the file.
+        let s = settings(&CoordinatorArgs {
+            config: Some(p.clone()),
+            name: Some("cn9".into()),
+            datanodes: vec!["dn3=127.0.0.1:6688".into()],
+            ..CoordinatorArgs::default()
+        })
+        .expect("settings");
+        assert_eq!(
+            (s.name.as_str(), s.datanodes),
+            ("cn9", vec!["dn3=127.0.0.1:6688".to_string()])
+        );
+        let _ = std::fs::remove_dir_all(p.parent().expect("dir"));
+    }
+
+    #[test]
+    fn bad_config_files_are_refused_clearly() {
+        let p = file("name = \"cn1\"\nbogus = 1\n");
+        let e = format!(
+            "{:#}",
+            settings(&CoordinatorArgs {
+                config: Some(p.clone()),
+                ..CoordinatorArgs::default()
+            })
+            .expect_err("unknown key")
+        );
+        assert!(
+            e.contains("bad coordinator config") && e.contains("bogus"),
+            "{e}"
+        );
+        let _ = std::fs::remove_dir_all(p.parent().expect("dir"));
+        let e = format!(
+            "{:#}",
+            settings(&CoordinatorArgs {
+                name: Some("cn1".into()),
+                ..CoordinatorArgs::default()
+            })
+            .expect_err("no data dir")
+        );
+        assert!(e.contains("missing --data-dir"), "{e}");
+    }
 }
