@@ -1600,6 +1600,16 @@ impl CoordSession {
         })
     }
 
+    /// Roll the catalog session back to the internal savepoint `name` and release it (the end of
+    /// every "work in a savepoint, then undo" step on the catalog engine).
+    async fn undo_savepoint(&mut self, name: &str) -> Result<Vec<QueryResult>, PgError> {
+        self.local_run(
+            &format!("ROLLBACK TO SAVEPOINT {name}; RELEASE SAVEPOINT {name}"),
+            true,
+        )
+        .await
+    }
+
     /// Run a [`SelectRoute::Joined`]: the join on its nodes, its rows into [`JOINED_TABLE`] inside a
     /// savepoint of the catalog transaction, the rest of the statement there, roll back.
     async fn evaluate_joined(&mut self, j: &JoinedRemote) -> Result<QueryResult, PgError> {
@@ -1623,12 +1633,7 @@ impl CoordSession {
             self.local_exec(&j.local, true).await
         }
         .await;
-        let undo = self
-            .local_run(
-                "ROLLBACK TO SAVEPOINT pgxc_join; RELEASE SAVEPOINT pgxc_join",
-                true,
-            )
-            .await;
+        let undo = self.undo_savepoint("pgxc_join").await;
         let r = r?;
         undo?;
         Ok(r)
@@ -1648,12 +1653,7 @@ impl CoordSession {
             self.local_plan(&j.local, costs, verbose).await
         }
         .await;
-        let undo = self
-            .local_run(
-                "ROLLBACK TO SAVEPOINT pgxc_join; RELEASE SAVEPOINT pgxc_join",
-                true,
-            )
-            .await;
+        let undo = self.undo_savepoint("pgxc_join").await;
         let r = r?;
         undo?;
         Ok(r)
@@ -1699,12 +1699,7 @@ impl CoordSession {
             self.local_exec(text, true).await
         }
         .await;
-        let undo = self
-            .local_run(
-                "ROLLBACK TO SAVEPOINT pgxc_fetch; RELEASE SAVEPOINT pgxc_fetch",
-                true,
-            )
-            .await;
+        let undo = self.undo_savepoint("pgxc_fetch").await;
         let r = r?;
         undo?;
         Ok(r)
@@ -1767,12 +1762,7 @@ impl CoordSession {
     ) -> Result<QueryResult, PgError> {
         self.local_run("SAVEPOINT pgxc_insert", true).await?;
         let r = self.local_exec(complete_sql, true).await;
-        let undo = self
-            .local_run(
-                "ROLLBACK TO SAVEPOINT pgxc_insert; RELEASE SAVEPOINT pgxc_insert",
-                true,
-            )
-            .await;
+        let undo = self.undo_savepoint("pgxc_insert").await;
         let full = r?;
         undo?;
         let mut per_node: BTreeMap<usize, Vec<&Vec<Value>>> = BTreeMap::new();

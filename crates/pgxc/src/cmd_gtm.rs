@@ -66,17 +66,23 @@ fn check_addr(addr: &str) -> Result<()> {
     Ok(())
 }
 
+/// A component's `--config` TOML file, or the empty configuration without one. Errors: an
+/// unreadable file; a malformed one or an unknown key ("bad `what` config FILE", with the line).
+pub fn config_file<T: serde::de::DeserializeOwned + Default>(
+    path: Option<&std::path::Path>,
+    what: &str,
+) -> Result<T> {
+    let Some(path) = path else {
+        return Ok(T::default());
+    };
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("bad {what} config {}", path.display()))
+}
+
 /// Merge the TOML file (if any) and the flags into a checked configuration.
 pub fn gtm_config(args: &GtmArgs) -> Result<GtmConfig> {
-    let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str::<GtmFile>(&text)
-                .with_context(|| format!("bad GTM config {}", path.display()))?
-        }
-        None => GtmFile::default(),
-    };
+    let file: GtmFile = config_file(args.config.as_deref(), "GTM")?;
     let id = args
         .id
         .or(file.id)

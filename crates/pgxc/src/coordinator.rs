@@ -101,15 +101,7 @@ pub struct CoordinatorSettings {
 /// Merge `--config` (if any) and the flags. Errors: an unreadable or malformed file (with its
 /// line), an unknown key, a missing name, data directory or internal address.
 pub fn settings(args: &CoordinatorArgs) -> Result<CoordinatorSettings> {
-    let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str::<CoordinatorFile>(&text)
-                .with_context(|| format!("bad coordinator config {}", path.display()))?
-        }
-        None => CoordinatorFile::default(),
-    };
+    let file: CoordinatorFile = crate::cmd_gtm::config_file(args.config.as_deref(), "coordinator")?;
     let or_file = |flags: &Vec<String>, file: Vec<String>| {
         if flags.is_empty() {
             file

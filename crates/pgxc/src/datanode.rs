@@ -85,15 +85,7 @@ pub struct DatanodeSettings {
 /// Merge `--config` (if any) and the flags. Errors: an unreadable or malformed file (with its
 /// line), an unknown key, a missing data directory.
 pub fn settings(args: &DatanodeArgs) -> Result<DatanodeSettings> {
-    let file = match &args.config {
-        Some(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("cannot read {}", path.display()))?;
-            toml::from_str::<DatanodeFile>(&text)
-                .with_context(|| format!("bad datanode config {}", path.display()))?
-        }
-        None => DatanodeFile::default(),
-    };
+    let file: DatanodeFile = crate::cmd_gtm::config_file(args.config.as_deref(), "datanode")?;
     Ok(DatanodeSettings {
         standalone: args.standalone || file.standalone,
         name: args.name.clone().or(file.name),
