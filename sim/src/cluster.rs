@@ -17,7 +17,7 @@ use madsim::runtime::{Handle, NodeHandle};
 use madsim::task::NodeId;
 use openraft::BasicNode;
 use pgxc_cluster::proto::{DnRequest, DnResponse};
-use pgxc_cluster::twophase::{DecisionLog, InDoubt, NodeAccess, Participant};
+use pgxc_cluster::twophase::{DecisionLog, InDoubt, NodeAccess, OrphanSource, Participant};
 use pgxc_common::{Gxid, PgError, Snapshot, SqlState};
 use pgxc_datanode::client::DnConn;
 use pgxc_gtm::client::{ClientOptions, GtmClient};
@@ -54,6 +54,11 @@ pub async fn deadline<T>(
             format!("{what}: no answer within {CALL_DEADLINE:?} (simulated)"),
         )),
     }
+}
+
+/// Whether `PGXC_SIM_MISTAKE` (a comma-separated list) names the re-introduced mistake `name`.
+pub fn mistake(name: &str) -> bool {
+    std::env::var("PGXC_SIM_MISTAKE").is_ok_and(|m| m.split(',').any(|m| m.trim() == name))
 }
 
 /// The IP of GTM replica `i` (1-based).
@@ -111,12 +116,12 @@ impl GtmGroup {
                                 return;
                             }
                         }
-                        let _server = match GtmServer::start(
-                            ServerConfig::new(i, gtm_addr(i)),
-                            Replication::Raft(node),
-                        )
-                        .await
-                        {
+                        let mut cfg = ServerConfig::new(i, gtm_addr(i));
+                        // Issue 7's second mistake: a new leader serves snapshots without the
+                        // transactions still running (no wait for re-registration).
+                        cfg.core.mistakes.stale_snapshot_after_leader_change =
+                            mistake("stale_snapshot_after_leader_change");
+                        let _server = match GtmServer::start(cfg, Replication::Raft(node)).await {
                             Ok(s) => s,
                             Err(e) => {
                                 tracing::warn!("gtm{i} server cannot start: {e}");
@@ -268,8 +273,20 @@ impl Datanode {
                 let (disk, name, addr, gtm) =
                     (d2.clone(), n2.clone(), a2.clone(), gtm_addrs.clone());
                 async move {
-                    if let Err(e) = Datanode::boot(disk, name.clone(), addr, gtm).await {
-                        tracing::warn!("{name} cannot boot: {e}");
+                    // As under a supervisor (systemd's Restart=on-failure): the production
+                    // datanode exits when it cannot reach the GTM or open its store at boot,
+                    // and is started again. Without this a datanode that booted while the GTM
+                    // had no leader stayed down for good (seed 91 of 100).
+                    loop {
+                        match Datanode::boot(disk.clone(), name.clone(), addr.clone(), gtm.clone())
+                            .await
+                        {
+                            Ok(()) => return,
+                            Err(e) => {
+                                tracing::warn!("{name} cannot boot: {e}; starting it again in 1 s");
+                                tokio::time::sleep(Duration::from_secs(1)).await;
+                            }
+                        }
                     }
                 }
             })
@@ -297,7 +314,7 @@ impl Datanode {
         let engine = Engine::open_with_mode(&Disk::sim(disk), &name, Some(src), WaitMode::Restart)
             .map_err(|e| format!("open the engine: {e}"))?;
         source.release_unused();
-        if std::env::var("PGXC_SIM_MISTAKE").is_ok_and(|m| m == "ack_before_durable") {
+        if mistake("ack_before_durable") {
             // Issue 7's third mistake: acknowledge commits before they are durable.
             engine.store().set_mistake_ack_before_durable(true);
         }
@@ -409,6 +426,24 @@ impl NodeAccess for Nodes {
         )
         .await
         .map(|_| ())
+    }
+}
+
+/// What the resolver's orphan sweep (`twophase::roll_back_orphans`) reads: the GTM's running set
+/// and each datanode's prepared transactions, each call with the [`CALL_DEADLINE`].
+pub struct Orphans<'a> {
+    /// The GTM.
+    pub gtm: &'a GtmClient,
+    /// The datanodes.
+    pub nodes: &'a Nodes,
+}
+
+impl OrphanSource for Orphans<'_> {
+    async fn gtm_snapshot(&self) -> Result<Snapshot, PgError> {
+        deadline("GTM snapshot", self.gtm.snapshot(None)).await
+    }
+    async fn node_prepared(&self, node: &str) -> Result<Vec<(String, Gxid)>, PgError> {
+        self.nodes.list_prepared(node).await
     }
 }
 

@@ -100,7 +100,8 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
 
 /// Run `scenario` for every seed of [`seeds`], each in a fresh child process of this test binary, then re-run
 /// the first `recheck` seeds in new processes and require the same history hash (determinism). Prints a line
-/// per seed and simulated seconds per wall second. Panics (failing the test) listing each failed seed with the
+/// per seed and, at the end, simulated seconds per wall second and per CPU second of the seed processes (the
+/// simulated time of the seeds that passed). Panics (failing the test) listing each failed seed with the
 /// command that replays it.
 ///
 /// The re-runs also pass madsim's own determinism check (`Runtime::check_determinism`: the seed runs twice in
@@ -171,8 +172,16 @@ pub fn run_seeds<Fut>(
         }
     }
     let wall = wall0.elapsed().as_secs_f64().max(1e-9);
+    // CPU time of the seed processes: the rate that does not depend on what else the machine runs.
+    let cpu = match children_cpu_secs() {
+        Some(c) if c > 0.0 => format!(
+            "; {c:.0} CPU s in the seed processes, {:.1} simulated s per CPU s",
+            sim_total.as_secs_f64() / c
+        ),
+        _ => String::new(),
+    };
     println!(
-        "{test}: {} seeds (+{} replayed), {:.0} simulated s in {:.1} wall s ({:.1} simulated s per wall s, {parallel} at a time)",
+        "{test}: {} seeds (+{} replayed), {:.0} simulated s in {:.1} wall s ({:.1} simulated s per wall s, {parallel} at a time{cpu})",
         list.len(),
         recheck.min(hashes.len()),
         sim_total.as_secs_f64(),
@@ -193,6 +202,19 @@ pub fn run_seeds<Fut>(
         }
         panic!("{msg}");
     }
+}
+
+/// User plus system CPU seconds of every child process this process has waited for (Linux
+/// `/proc/self/stat` fields `cutime` and `cstime`, in clock ticks of 1/100 s); `None` where that file
+/// is not readable.
+fn children_cpu_secs() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name (which may contain spaces) start at field 3 (`state`).
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let cutime: f64 = fields.get(13)?.parse().ok()?;
+    let cstime: f64 = fields.get(14)?.parse().ok()?;
+    Some((cutime + cstime) / 100.0)
 }
 
 /// Child mode: run the one seed in `PGXC_SIM_SEED` and report it on a `PGXC_SIM_RESULT` line.

@@ -7,10 +7,12 @@
 //!
 //! Phase 1 (safety, faults on): transfer clients, a REPEATABLE READ reader that sums every account
 //! across the three datanodes under one GTM snapshot (it must always see the constant total: no
-//! fractured reads), a background in-doubt resolver, and faults chosen by the seed: datanode power
-//! failures (unsynced writes lost, last write possibly torn; sometimes the disk first fails in the
-//! middle of a commit) and restarts, GTM replica power failures and restarts (one at a time),
-//! isolated datanodes, packet loss and latency.
+//! fractured reads), a background in-doubt resolver (the GTM's records, then the orphan sweep:
+//! implicit gids a datanode holds that the GTM forgot), and faults chosen by the seed: datanode
+//! power failures (unsynced writes lost, last write possibly torn; sometimes the disk first fails
+//! in the middle of a commit) and restarts, GTM replica power failures and restarts (one at a
+//! time, mostly the leader: leader changes while transfers are open), isolated datanodes, packet
+//! loss and latency.
 //! Phase 2 (liveness): everything back; within a bounded simulated time the resolver must leave no
 //! prepared transaction on the GTM or any datanode; the final balances must be the start plus every
 //! transfer acknowledged as committed plus a subset of the in-doubt ones (durability, atomicity),
@@ -19,21 +21,20 @@
 //! Writers run at READ COMMITTED (PostgreSQL's default; `PGXC_SIM_RR_WRITERS=1` for REPEATABLE
 //! READ). A READ COMMITTED writer that follows another transaction's update reports it, and the
 //! driver, like a coordinator, ends it at the GTM only after the followed one ended there.
-//! `PGXC_SIM_NO_FAULTS=1` turns faults off. Re-introduced mistakes (the checkers must catch them):
-//! `PGXC_SIM_MISTAKE=commit_before_all_prepared` (the balance checker),
-//! `PGXC_SIM_MISTAKE=skip_follow_wait` (the reader's constant-total check: fractured reads).
+//! `PGXC_SIM_NO_FAULTS=1` turns faults off. Re-introduced mistakes (the checkers must catch them;
+//! `PGXC_SIM_MISTAKE=a,b` for several): `commit_before_all_prepared` (`twophase::Mistakes`),
+//! `stale_snapshot_after_leader_change` (`pgxc_gtm::core::Mistakes`), `ack_before_durable` (the
+//! store), `skip_follow_wait` (this driver); docs/simulation.md lists which checker catches each.
 //!
-//! Seeds: `PGXC_SIM_SEEDS` (default 8, ~20 s; 100 take 3–4 minutes on 2 cores and seed 83 fails:
-//! a prepared transaction left on a datanode after a torn write and a disk failure, an open bug in
-//! docs/simulation.md), each in its own process; a failure prints the replay command
-//! (`PGXC_SIM_SEED=<n> cargo sim-test --test cluster_bank -- --nocapture`).
+//! Seeds: `PGXC_SIM_SEEDS` (default 100), each in its own process; a failure prints the replay
+//! command (`PGXC_SIM_SEED=<n> cargo sim-test --test cluster_bank -- --nocapture`).
 #![cfg(madsim)]
 
 use madsim::rand::{thread_rng, Rng};
 use madsim::runtime::Handle;
 use pgxc_cluster::twophase::{self, implicit_gid, DecisionLog, Mistakes, Outcome};
 use pgxc_common::{Gxid, PgError};
-use pgxc_sim::cluster::{deadline, Datanode, GtmGroup, GtmLog, Nodes, Part};
+use pgxc_sim::cluster::{deadline, mistake, Datanode, GtmGroup, GtmLog, Nodes, Orphans, Part};
 use pgxc_sim::harness::{run_seeds, HistoryHash};
 use pgxc_sql::types::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -61,7 +62,7 @@ fn dn_of(id: i64) -> String {
 
 #[test]
 fn cluster_bank() {
-    run_seeds("cluster_bank", 8, 2, Duration::from_secs(900), scenario);
+    run_seeds("cluster_bank", 100, 2, Duration::from_secs(900), scenario);
 }
 
 #[derive(Default)]
@@ -129,6 +130,15 @@ async fn scenario() -> Result<u64, String> {
         );
     }
 
+    // The fault injector's own GTM client (on the coordinator machine): it asks who leads, so that
+    // GTM power failures often hit the leader (leader changes while transactions are open).
+    let watcher = {
+        let gtm_addrs = gtm.addrs.clone();
+        coord
+            .spawn(async move { GtmGroup::connect(gtm_addrs, Duration::from_secs(60)).await })
+            .await
+            .map_err(|e| format!("watcher task: {e}"))??
+    };
     let mut rng = thread_rng();
     let no_faults = std::env::var("PGXC_SIM_NO_FAULTS").is_ok();
     let gtm_faults = !no_faults;
@@ -166,19 +176,34 @@ async fn scenario() -> Result<u64, String> {
             }
             continue;
         }
-        if gtm_faults && rng.gen_bool(0.3) {
+        if gtm_faults && rng.gen_bool(0.4) {
             // One GTM replica at a time: power failure (unsynced writes lost) and kill, or restart.
+            // Mostly the leader: a leader change while transfers are open.
             match gtm_down.take() {
                 Some(g) => {
                     handle.restart(gtm.nodes[g]);
                     faults.push(format!("restart gtm{}", g + 1));
                 }
                 None => {
-                    let g = rng.gen_range(0..gtm.nodes.len());
+                    let leader = if rng.gen_bool(0.75) {
+                        deadline("GTM status", watcher.status())
+                            .await
+                            .ok()
+                            .and_then(|s| s.leader)
+                            .map(|(id, _)| id as usize)
+                            .filter(|id| (1..=gtm.nodes.len()).contains(id))
+                    } else {
+                        None
+                    };
+                    let g = match leader {
+                        Some(id) => id - 1,
+                        None => rng.gen_range(0..gtm.nodes.len()),
+                    };
                     let report = gtm.disks[g].crash(&mut rng);
                     handle.kill(gtm.nodes[g]);
                     gtm_down = Some(g);
-                    faults.push(format!("crash gtm{} ({report:?})", g + 1));
+                    let role = if leader.is_some() { ", the leader" } else { "" };
+                    faults.push(format!("crash gtm{}{role} ({report:?})", g + 1));
                 }
             }
             continue;
@@ -352,13 +377,11 @@ async fn transfer_client(
     let mut rng = thread_rng();
     // A re-introduced mistake, to show the checkers catch it (issue 7).
     let mistakes = Mistakes {
-        commit_before_all_prepared: std::env::var("PGXC_SIM_MISTAKE")
-            .is_ok_and(|m| m == "commit_before_all_prepared"),
+        commit_before_all_prepared: mistake("commit_before_all_prepared"),
     };
     // READ COMMITTED writers by default (PostgreSQL's default isolation).
     let repeatable = std::env::var("PGXC_SIM_RR_WRITERS").is_ok();
-    let skip_follow_wait = std::env::var("PGXC_SIM_MISTAKE")
-        .is_ok_and(|m| m.split(',').any(|m| m == "skip_follow_wait"));
+    let skip_follow_wait = mistake("skip_follow_wait");
     while !stop.load(Ordering::SeqCst) {
         let a = rng.gen_range(1..=accounts());
         let mut b = rng.gen_range(1..=accounts());
@@ -549,7 +572,7 @@ async fn reader(
                 st.reads += 1;
             }
         }
-        sleep(Duration::from_millis(150)).await;
+        sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -563,6 +586,7 @@ async fn background_resolver(
     let Ok(gtm) = GtmGroup::connect(gtm_addrs, Duration::from_secs(60)).await else {
         return;
     };
+    let names: Vec<String> = addrs.keys().cloned().collect();
     let nodes = Nodes {
         coordinator: "resolver".into(),
         addrs,
@@ -571,6 +595,14 @@ async fn background_resolver(
         sleep(Duration::from_millis(700)).await;
         let idle = |p: &twophase::InDoubt| !inflight.lock().unwrap().contains(&p.gid);
         let _ = twophase::resolve_when(&GtmLog(&gtm), &nodes, idle, idle, false).await;
+        // Implicit gids a datanode holds that the GTM forgot (a PREPARE that failed on a dying
+        // disk after reaching it): rolled back. Never one a live client is committing: its GXID
+        // is running at the GTM until it is done.
+        let orphans = Orphans {
+            gtm: &gtm,
+            nodes: &nodes,
+        };
+        let _ = twophase::roll_back_orphans(&GtmLog(&gtm), &nodes, &orphans, &names, false).await;
     }
 }
 
@@ -595,6 +627,12 @@ async fn final_checks(
             ));
         }
         let _ = twophase::resolve(&log, &nodes, |_| true, false).await;
+        let names: Vec<String> = addrs.keys().cloned().collect();
+        let orphans = Orphans {
+            gtm: &gtm,
+            nodes: &nodes,
+        };
+        let _ = twophase::roll_back_orphans(&log, &nodes, &orphans, &names, false).await;
         let mut left = Vec::new();
         let mut complete = true;
         match log.list_prepared().await {

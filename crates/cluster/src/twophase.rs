@@ -107,6 +107,15 @@ pub fn implicit_gid(gxid: Gxid) -> String {
     format!("_pgxc_T{}", gxid.0)
 }
 
+/// The GXID an implicit gid ([`implicit_gid`]) names: `Some(g)` only for exactly `_pgxc_T<g>`
+/// (decimal, no sign, no leading zero), so that a user's gid that merely looks similar is never
+/// taken for a coordinator's.
+pub fn implicit_gxid(gid: &str) -> Option<Gxid> {
+    let digits = gid.strip_prefix("_pgxc_T")?;
+    let g: u64 = digits.parse().ok()?;
+    (implicit_gid(Gxid(g)) == gid).then_some(Gxid(g))
+}
+
 /// How [`commit`] ended.
 #[derive(Debug, PartialEq)]
 pub enum Outcome {
@@ -376,6 +385,90 @@ pub async fn resolve_when<L: DecisionLog, N: NodeAccess>(
     Ok(report)
 }
 
+/// What the orphan sweep ([`roll_back_orphans`]) reads beyond [`DecisionLog`] and [`NodeAccess`]:
+/// the GTM's running set and each datanode's `pg_prepared_xacts`.
+pub trait OrphanSource {
+    /// A GTM snapshot taken now without a GXID (`GtmClient::snapshot(None)`): its `xip` lists
+    /// every running and every prepared-and-not-forgotten GXID, and `xmax` is the next GXID the
+    /// GTM will issue.
+    fn gtm_snapshot(&self) -> impl Future<Output = Result<pgxc_common::Snapshot, PgError>>;
+    /// The transactions prepared on `node` as `(gid, gxid)` (`DnRequest::ListPrepared`).
+    /// Errors: the node's or the transport's.
+    fn node_prepared(
+        &self,
+        node: &str,
+    ) -> impl Future<Output = Result<Vec<(String, Gxid)>, PgError>>;
+}
+
+/// The orphan sweep of the in-doubt resolver: roll back every *implicit* gid (`_pgxc_T<gxid>`,
+/// [`implicit_gid`]) that a datanode of `node_names` holds prepared although the GTM neither
+/// records it ([`DecisionLog::list_prepared`]) nor still runs its GXID ([`OrphanSource::gtm_snapshot`]).
+///
+/// Such a gid can only be left by a rolled-back transaction: a coordinator records the gid at the
+/// GTM before any PREPARE, a GXID stays running at the GTM until its gid is forgotten or it is
+/// aborted, and a gid decided *commit* is forgotten only after every writer acknowledged its
+/// COMMIT PREPARED (durably). What does leave one: a PREPARE that failed on a dying disk (the
+/// coordinator was told it failed, decided rollback, the datanode answered the ROLLBACK PREPARED
+/// "nothing prepared", the GTM forgot the gid) whose record nevertheless reached the disk and
+/// reappears when the datanode restarts. Postgres-XC's pgxc_clean rolls back the same gids (those
+/// not known to the GTM).
+///
+/// Race-free by order: each datanode is listed first, the GTM read afterwards. A gid seen
+/// prepared on a node was recorded at the GTM before that PREPARE; if the GTM no longer records
+/// it and its GXID has ended, its owner has finished with it, and on a node where it did not
+/// leave an orphan the ROLLBACK PREPARED finds nothing (idempotent). A GXID at or beyond the
+/// snapshot's `xmax` counts as running. Explicit gids (a user's `PREPARE TRANSACTION 'x'`) are
+/// never touched: they wait for their COMMIT/ROLLBACK PREPARED, as in PostgreSQL. A node that does
+/// not answer is skipped (next pass). With `report_only` nothing is changed.
+///
+/// Returns the orphans as `"node:gid"` in [`Report::rolled_back`] (or [`Report::left`] when the
+/// ROLLBACK PREPARED failed). Errors: the GTM's (nothing is rolled back without its answer).
+pub async fn roll_back_orphans<L: DecisionLog, N: NodeAccess, S: OrphanSource>(
+    log: &L,
+    nodes: &N,
+    source: &S,
+    node_names: &[String],
+    report_only: bool,
+) -> Result<Report, PgError> {
+    let mut report = Report::default();
+    let mut candidates: Vec<(String, String, Gxid)> = Vec::new();
+    for node in node_names {
+        let Ok(held) = source.node_prepared(node).await else {
+            continue;
+        };
+        for (gid, gxid) in held {
+            // The datanode runs a coordinator's transaction under its GXID: an implicit gid
+            // naming another GXID is not one of ours.
+            if implicit_gxid(&gid) == Some(gxid) {
+                candidates.push((node.clone(), gid, gxid));
+            }
+        }
+    }
+    if candidates.is_empty() {
+        return Ok(report);
+    }
+    // Only now read the GTM (see above: the order makes the check race-free).
+    let recorded: Vec<String> = log
+        .list_prepared()
+        .await?
+        .into_iter()
+        .map(|p| p.gid)
+        .collect();
+    let snapshot = source.gtm_snapshot().await?;
+    for (node, gid, gxid) in candidates {
+        if recorded.contains(&gid) || snapshot.is_running(gxid) {
+            continue;
+        }
+        let what = format!("{node}:{gid}");
+        if report_only || nodes.finish_prepared(&node, &gid, false).await.is_ok() {
+            report.rolled_back.push(what);
+        } else {
+            report.left.push(what);
+        }
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     //! A model: nodes with local states, a decision log, and failure injection at every step; a
@@ -404,6 +497,10 @@ mod tests {
         decide_fails: bool,
         /// The GTM fails `prepare`.
         log_prepare_fails: bool,
+        /// Nodes whose PREPARE fails on a dying disk after its record reached the disk: the
+        /// coordinator gets an error, the node forgets the transaction in memory, and it is
+        /// prepared again when the node restarts ([`World::restart`]).
+        prepare_fails_but_persists: Vec<String>,
     }
 
     #[derive(Default)]
@@ -412,6 +509,44 @@ mod tests {
         log: RefCell<BTreeMap<String, InDoubt>>,
         faults: RefCell<Faults>,
         ended: RefCell<Vec<Gxid>>,
+        /// Prepared records on disk that the node's memory lost (see `prepare_fails_but_persists`).
+        on_disk_only: RefCell<Vec<String>>,
+        /// The gid the nodes hold prepared (the model runs one transaction).
+        gid: RefCell<String>,
+        /// The GXID of that transaction.
+        gxid: RefCell<Gxid>,
+    }
+
+    impl World {
+        /// Restart every node: a prepared record that only the disk kept comes back.
+        fn restart(&self) {
+            for n in self.on_disk_only.borrow_mut().drain(..) {
+                self.nodes.borrow_mut().insert(n, Local::Prepared);
+            }
+        }
+    }
+
+    impl OrphanSource for World {
+        async fn gtm_snapshot(&self) -> Result<pgxc_common::Snapshot, PgError> {
+            // The model's one GXID is running until ended; recorded gids stay in xip.
+            let g = *self.gxid.borrow();
+            let running = !self.ended.borrow().contains(&g)
+                || self.log.borrow().values().any(|p| p.gxid == g);
+            let xmax = Gxid(g.0 + 1);
+            Ok(pgxc_common::Snapshot::new(
+                xmax,
+                if running { vec![g] } else { Vec::new() },
+            ))
+        }
+        async fn node_prepared(&self, node: &str) -> Result<Vec<(String, Gxid)>, PgError> {
+            if self.faults.borrow().unreachable.iter().any(|n| n == node) {
+                return Err(PgError::new(SqlState::ConnectionFailure, "unreachable"));
+            }
+            Ok(match self.nodes.borrow().get(node) {
+                Some(Local::Prepared) => vec![(self.gid.borrow().clone(), *self.gxid.borrow())],
+                _ => Vec::new(),
+            })
+        }
     }
 
     impl DecisionLog for World {
@@ -522,6 +657,24 @@ mod tests {
                 .world
                 .faults
                 .borrow()
+                .prepare_fails_but_persists
+                .iter()
+                .any(|n| n == &self.name)
+            {
+                self.world
+                    .nodes
+                    .borrow_mut()
+                    .insert(self.name.clone(), Local::RolledBack);
+                self.world.on_disk_only.borrow_mut().push(self.name.clone());
+                return Err(PgError::new(
+                    SqlState::IoError,
+                    "could not write: disk failed",
+                ));
+            }
+            if self
+                .world
+                .faults
+                .borrow()
                 .refuse_prepare
                 .iter()
                 .any(|n| n == &self.name)
@@ -561,6 +714,8 @@ mod tests {
         }
         *world.faults.borrow_mut() = faults;
         let gxid = Gxid(100);
+        *world.gid.borrow_mut() = implicit_gid(gxid);
+        *world.gxid.borrow_mut() = gxid;
         let out = {
             let mut parts: Vec<Part> = (0..n_nodes)
                 .map(|i| Part {
@@ -691,10 +846,151 @@ mod tests {
         );
     }
 
+    fn dn_names(n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("dn{i}")).collect()
+    }
+
+    #[test]
+    fn implicit_gxid_parses_only_exact_implicit_gids() {
+        assert_eq!(implicit_gxid("_pgxc_T38"), Some(Gxid(38)));
+        assert_eq!(implicit_gxid(&implicit_gid(Gxid(7))), Some(Gxid(7)));
+        for other in [
+            "_pgxc_T",
+            "_pgxc_T038",
+            "_pgxc_T+3",
+            "_pgxc_T3x",
+            "pgxc_T3",
+            "mine",
+        ] {
+            assert_eq!(implicit_gxid(other), None, "{other}");
+        }
+    }
+
+    /// Seed 83 of cluster_bank, in the model: a PREPARE fails on a dying disk but its record
+    /// survives; the coordinator rolls back, the node answers its ROLLBACK PREPARED with "nothing
+    /// prepared", the GTM forgets the gid, and after the restart the node holds an orphan that
+    /// the GTM-driven resolver never sees. The orphan sweep rolls it back.
+    #[test]
+    fn a_prepare_that_failed_but_persisted_is_rolled_back_by_the_orphan_sweep() {
+        let wrote = [true, true];
+        let faults = Faults {
+            prepare_fails_but_persists: vec!["dn1".into()],
+            ..Faults::default()
+        };
+        let (world, out) = run(2, &wrote, faults, Mistakes::default());
+        assert!(matches!(out, Outcome::RolledBack(_)), "{out:?}");
+        assert!(world.log.borrow().is_empty(), "the GTM forgot the gid");
+        world.restart();
+        assert_eq!(world.nodes.borrow()["dn1"], Local::Prepared);
+        // The GTM-driven resolver alone leaves it (this is the bug the sweep fixes).
+        let r = block_on(resolve(&world, &world, |_| true, false)).unwrap();
+        assert_eq!(r, Report::default());
+        assert_eq!(world.nodes.borrow()["dn1"], Local::Prepared);
+        // Report only: named, not changed.
+        let r = block_on(roll_back_orphans(
+            &world,
+            &world,
+            &world,
+            &dn_names(2),
+            true,
+        ))
+        .unwrap();
+        assert_eq!(r.rolled_back, vec!["dn1:_pgxc_T100".to_string()]);
+        assert_eq!(world.nodes.borrow()["dn1"], Local::Prepared);
+        let r = block_on(roll_back_orphans(
+            &world,
+            &world,
+            &world,
+            &dn_names(2),
+            false,
+        ))
+        .unwrap();
+        assert_eq!(r.rolled_back, vec!["dn1:_pgxc_T100".to_string()]);
+        assert_eq!(
+            writer_states(&world, &wrote),
+            vec![Local::RolledBack, Local::RolledBack]
+        );
+    }
+
+    /// The sweep never touches a gid the GTM records (decided commit, or undecided with a live
+    /// owner), a GXID still running (a coordinator between its GTM record and its PREPAREs), or a
+    /// user's explicit gid.
+    #[test]
+    fn the_orphan_sweep_leaves_recorded_running_and_explicit_gids() {
+        let wrote = [true, true];
+        // Decided commit, second phase blocked: recorded at the GTM.
+        let faults = Faults {
+            unreachable: vec!["dn0".into()],
+            ..Faults::default()
+        };
+        let (world, out) = run(2, &wrote, faults, Mistakes::default());
+        assert!(matches!(out, Outcome::Committed { .. }));
+        world.faults.borrow_mut().unreachable.clear();
+        let r = block_on(roll_back_orphans(
+            &world,
+            &world,
+            &world,
+            &dn_names(2),
+            false,
+        ))
+        .unwrap();
+        assert_eq!(r, Report::default());
+        assert_eq!(world.nodes.borrow()["dn0"], Local::Prepared);
+        // Not recorded any more, but the GXID still running: left.
+        world.log.borrow_mut().clear();
+        world.ended.borrow_mut().clear();
+        let r = block_on(roll_back_orphans(
+            &world,
+            &world,
+            &world,
+            &dn_names(2),
+            false,
+        ))
+        .unwrap();
+        assert_eq!(r, Report::default());
+        assert_eq!(world.nodes.borrow()["dn0"], Local::Prepared);
+        // Ended and forgotten, but an explicit gid: a user's PREPARE TRANSACTION waits.
+        world.ended.borrow_mut().push(Gxid(100));
+        *world.gid.borrow_mut() = "user_gid".into();
+        let r = block_on(roll_back_orphans(
+            &world,
+            &world,
+            &world,
+            &dn_names(2),
+            false,
+        ))
+        .unwrap();
+        assert_eq!(r, Report::default());
+        // An implicit gid naming another GXID than the transaction's: not a coordinator's.
+        *world.gid.borrow_mut() = implicit_gid(Gxid(99));
+        let r = block_on(roll_back_orphans(
+            &world,
+            &world,
+            &world,
+            &dn_names(2),
+            false,
+        ))
+        .unwrap();
+        assert_eq!(r, Report::default());
+        assert_eq!(world.nodes.borrow()["dn0"], Local::Prepared);
+        // The coordinator's own gid, ended and forgotten: an orphan.
+        *world.gid.borrow_mut() = implicit_gid(Gxid(100));
+        let r = block_on(roll_back_orphans(
+            &world,
+            &world,
+            &world,
+            &dn_names(2),
+            false,
+        ))
+        .unwrap();
+        assert_eq!(r.rolled_back, vec!["dn0:_pgxc_T100".to_string()]);
+    }
+
     proptest! {
-        /// For random writers and faults: after healing and one resolver pass (owners gone), every
-        /// writer agrees, the outcome equals the durable decision, and a client told COMMIT
-        /// saw a commit everywhere.
+        /// For random writers and faults: after healing (and restarts, which bring back PREPAREs
+        /// that failed on a dying disk after reaching it), one resolver pass (owners gone) and one
+        /// orphan sweep, every writer agrees, the outcome equals the durable decision, and a
+        /// client told COMMIT saw a commit everywhere.
         #[test]
         fn atomic_after_resolution(
             wrote in proptest::collection::vec(any::<bool>(), 1..5),
@@ -702,6 +998,7 @@ mod tests {
             unreachable in proptest::collection::vec(any::<bool>(), 5),
             decide_fails in any::<bool>(),
             log_prepare_fails in any::<bool>(),
+            persists in proptest::collection::vec(any::<bool>(), 5),
         ) {
             let n = wrote.len();
             let faults = Faults {
@@ -709,11 +1006,17 @@ mod tests {
                 unreachable: (0..n).filter(|&i| unreachable[i]).map(|i| format!("dn{i}")).collect(),
                 decide_fails,
                 log_prepare_fails,
+                prepare_fails_but_persists: (0..n)
+                    .filter(|&i| persists[i])
+                    .map(|i| format!("dn{i}"))
+                    .collect(),
             };
             let (world, out) = run(n, &wrote, faults, Mistakes::default());
             *world.faults.borrow_mut() = Faults::default();
             let decision_before = world.log.borrow().values().next().and_then(|p| p.decision);
+            world.restart();
             block_on(resolve(&world, &world, |_| true, false)).unwrap();
+            block_on(roll_back_orphans(&world, &world, &world, &dn_names(n), false)).unwrap();
             prop_assert!(world.log.borrow().is_empty(), "everything resolved");
             let states = writer_states(&world, &wrote);
             let all_committed = states.iter().all(|s| *s == Local::Committed);

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
 use pgxc_cluster::proto::{DnRequest, DnResponse};
-use pgxc_cluster::twophase::{DecisionLog, InDoubt, NodeAccess};
+use pgxc_cluster::twophase::{DecisionLog, InDoubt, NodeAccess, OrphanSource};
 use pgxc_common::{Gxid, PgError, SqlState};
 use pgxc_datanode::client::DnConn;
 use pgxc_gtm::client::GtmClient;
@@ -67,9 +67,26 @@ pub async fn open_catalog_engine(
 ) -> Result<Arc<Engine>, PgError> {
     let src = Arc::new(crate::gtm_seq::ClusterTxnSource::new(gtm.clone()));
     let file = file.to_string();
-    tokio::task::spawn_blocking(move || Engine::open_with(&disk, &file, Some(src)))
+    blocking(move || Engine::open_with(&disk, &file, Some(src)))
         .await
         .map_err(|e| PgError::new(SqlState::InternalError, format!("catalog open: {e}")))?
+}
+
+/// Run `f`, which uses the catalog engine synchronously, where that may block: on a blocking
+/// thread in production (the engine waits for locks and the GTM there). Errors: the blocking
+/// task's failure (it panicked), as text.
+#[cfg(not(madsim))]
+async fn blocking<R: Send + 'static>(f: impl FnOnce() -> R + Send + 'static) -> Result<R, String> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+/// Under madsim (one thread, the engine in `WaitMode::Restart`: a statement that would wait
+/// answers 55P03 instead): `f` runs inline on the calling task. Never fails.
+#[cfg(madsim)]
+async fn blocking<R>(f: impl FnOnce() -> R) -> Result<R, String> {
+    Ok(f())
 }
 
 /// One `pgxc_node` row.
@@ -192,7 +209,7 @@ impl Coordinator {
         for (n, a) in &cfg.peers {
             seed.push(NodeDef::from_addr(n, 'C', a, false));
         }
-        let nodes = tokio::task::spawn_blocking(move || {
+        let nodes = blocking(move || {
             let mut s = eng.session();
             s.execute(&format!(
                 "CREATE SCHEMA IF NOT EXISTS pgxc; \
@@ -249,7 +266,7 @@ impl Coordinator {
     /// Errors: the catalog engine's (XX000 if its blocking task fails).
     pub async fn catalog_nodes(&self) -> Result<Vec<NodeDef>, PgError> {
         let eng = Arc::clone(&self.engine);
-        tokio::task::spawn_blocking(move || read_nodes(&mut eng.session()))
+        blocking(move || read_nodes(&mut eng.session()))
             .await
             .map_err(|e| PgError::new(SqlState::InternalError, format!("pgxc_node: {e}")))?
     }
@@ -396,7 +413,7 @@ async fn copy_catalog(
 ) -> Result<(), PgError> {
     use pgxc_sql::types::Value;
     let eng = Arc::clone(engine);
-    let empty = tokio::task::spawn_blocking(move || {
+    let empty = blocking(move || {
         let mut s = eng.session();
         let r = s.execute(&format!(
             "SELECT (SELECT count(*) FROM {PGXC_CLASS}) + (SELECT count(*) FROM {PGXC_DDL_LOG})"
@@ -427,7 +444,7 @@ async fn copy_catalog(
         }
         let eng = Arc::clone(engine);
         let n = log.len();
-        tokio::task::spawn_blocking(move || {
+        blocking(move || {
             let mut s = eng.session();
             for (seq, sql) in &log {
                 if let Err(e) = s.execute(sql) {
@@ -482,7 +499,7 @@ impl Coordinator {
             return Ok(0);
         }
         let eng = Arc::clone(&self.engine);
-        let log = tokio::task::spawn_blocking(move || {
+        let log = blocking(move || {
             let r = eng
                 .session()
                 .execute(&format!("SELECT sql FROM {PGXC_DDL_LOG} ORDER BY seq"))?;
@@ -701,7 +718,7 @@ impl NodeAccess for Nodes<'_> {
         if node == self.0.cfg.name {
             let eng = Arc::clone(&self.0.engine);
             let gid = gid.to_string();
-            return tokio::task::spawn_blocking(move || eng.finish_prepared(&gid, commit))
+            return blocking(move || eng.finish_prepared(&gid, commit))
                 .await
                 .map_err(|e| PgError::new(SqlState::InternalError, e.to_string()))?
                 .map(|_| ());
@@ -719,6 +736,36 @@ impl NodeAccess for Nodes<'_> {
             other => Err(PgError::new(
                 SqlState::ProtocolViolation,
                 format!("unexpected answer to FinishPrepared: {other:?}"),
+            )),
+        }
+    }
+}
+
+/// What the orphan sweep reads: the GTM's snapshot and each node's prepared transactions (this
+/// coordinator's own catalog engine directly, datanodes and peer coordinators over pooled
+/// connections with `DnRequest::ListPrepared`).
+impl OrphanSource for Nodes<'_> {
+    async fn gtm_snapshot(&self) -> Result<pgxc_common::Snapshot, PgError> {
+        self.0.gtm.snapshot(None).await
+    }
+    async fn node_prepared(&self, node: &str) -> Result<Vec<(String, Gxid)>, PgError> {
+        if node == self.0.cfg.name {
+            return Ok(self
+                .0
+                .engine
+                .prepared_xacts()
+                .into_iter()
+                .map(|p| (p.gid, p.xid))
+                .collect());
+        }
+        let mut c = self.0.checkout(node).await?;
+        let r = c.call(DnRequest::ListPrepared).await;
+        self.0.checkin(c);
+        match r? {
+            DnResponse::Prepared(v) => Ok(v),
+            other => Err(PgError::new(
+                SqlState::ProtocolViolation,
+                format!("unexpected answer to ListPrepared: {other:?}"),
             )),
         }
     }
@@ -777,6 +824,28 @@ impl Coordinator {
                 }
                 Ok(_) => {}
                 Err(e) => tracing::debug!("resolver pass failed: {e}"),
+            }
+            // The orphan sweep: implicit gids a node holds prepared that the GTM neither records
+            // nor still runs (a PREPARE reported failed whose record reached the disk anyway;
+            // found by the simulator, docs/simulation.md "seed 83").
+            let mut names = self.datanode_names();
+            names.extend(self.peer_names());
+            names.push(self.cfg.name.clone());
+            let n = Nodes(&self);
+            match pgxc_cluster::twophase::roll_back_orphans(
+                &GtmLog(&self.gtm),
+                &n,
+                &n,
+                &names,
+                false,
+            )
+            .await
+            {
+                Ok(r) if !r.rolled_back.is_empty() => {
+                    tracing::info!(rolled_back = ?r.rolled_back, "resolver rolled back orphaned prepared transactions");
+                }
+                Ok(_) => {}
+                Err(e) => tracing::debug!("orphan sweep failed: {e}"),
             }
         }
     }

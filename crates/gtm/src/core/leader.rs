@@ -89,6 +89,8 @@ impl LeaderState {
             "bad CoreConfig {config:?}"
         );
         let pending = durable.sessions.clone();
+        // The re-introduced mistake (tests only): no recovery, snapshots without the running set.
+        let recovering = !pending.is_empty() && !config.mistakes.stale_snapshot_after_leader_change;
         let next_gxid = durable.gxid_reserved_upto.max(Gxid::FIRST_NORMAL.0);
         LeaderState {
             config,
@@ -98,7 +100,7 @@ impl LeaderState {
             last_issued: 0,
             running: BTreeMap::new(),
             by_session: BTreeMap::new(),
-            recovering: !pending.is_empty(),
+            recovering,
             last_seen: pending.iter().map(|s| (*s, now_ms)).collect(),
             pending,
             closing: BTreeMap::new(),

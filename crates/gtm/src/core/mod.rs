@@ -116,6 +116,21 @@ pub struct CoreConfig {
     pub session_timeout_ms: u64,
     /// A background command this leader proposed and did not see applied within this many ms is proposed again.
     pub proposal_retry_ms: u64,
+    /// Test-only re-introduced mistakes (all off by default and in production).
+    pub mistakes: Mistakes,
+}
+
+/// Test-only mistakes the simulator re-introduces to prove its checkers catch them (issue 7, as
+/// `pgxc_cluster::twophase::Mistakes`). All `false` in production; nothing outside the simulator and the
+/// core's own tests sets them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Mistakes {
+    /// A new leader serves snapshots, GXIDs, global xmin and sequence values at once, without waiting for
+    /// the sessions to re-register the transactions they still run (no recovery): until a session comes
+    /// back, every snapshot misses its running GXIDs, so a transaction that commits afterwards looks
+    /// committed-before-the-snapshot to it (fractured reads). `PGXC_SIM_MISTAKE=stale_snapshot_after_leader_change`
+    /// in the simulator.
+    pub stale_snapshot_after_leader_change: bool,
 }
 
 impl Default for CoreConfig {
@@ -126,6 +141,7 @@ impl Default for CoreConfig {
             recovery_grace_ms: RECOVERY_GRACE_MS,
             session_timeout_ms: SESSION_TIMEOUT_MS,
             proposal_retry_ms: PROPOSAL_RETRY_MS,
+            mistakes: Mistakes::default(),
         }
     }
 }

@@ -20,6 +20,7 @@ pub(super) fn small_config() -> CoreConfig {
         recovery_grace_ms: 1_000,
         session_timeout_ms: 5_000,
         proposal_retry_ms: 500,
+        mistakes: Mistakes::default(),
     }
 }
 
@@ -363,6 +364,37 @@ fn recovery_waits_for_reregistration() {
     assert_eq!(snap.xip, vec![g1, g2]);
     assert!(snap.xmax.0 >= h.d.gxid_reserved_upto.min(snap.xmax.0));
     assert_eq!(h.xmin(), g1);
+}
+
+/// The re-introduced mistake (issue 7) must be observable: a new leader that does not wait for
+/// re-registration serves a snapshot missing a still-running transaction.
+#[test]
+fn the_stale_snapshot_mistake_drops_running_transactions_after_failover() {
+    let mut h = Harness::new(CoreConfig {
+        mistakes: Mistakes {
+            stale_snapshot_after_leader_change: true,
+        },
+        ..small_config()
+    });
+    let s1 = h.register();
+    let s2 = h.register();
+    let g1 = h.begin(s1);
+    assert_eq!(h.snapshot(s2, None).xip, vec![g1]);
+    h.failover();
+    assert!(!h.l.is_recovering());
+    let snap = h.snapshot(s2, None);
+    assert!(
+        !snap.is_running(g1),
+        "the mistake must be observable: {snap:?}"
+    );
+    // The same failover without the mistake waits for s1 (see recovery_waits_for_reregistration).
+    h.cfg.mistakes = Mistakes::default();
+    h.failover();
+    assert!(h.l.is_recovering());
+    assert_eq!(
+        h.l.handle(Some(s2), &Request::Snapshot { gxid: None }, &h.d, h.now),
+        Step::Wait
+    );
 }
 
 #[test]
