@@ -1,17 +1,22 @@
 //! The coordinator ↔ datanode protocol (messages only; framing is `pgxc_common::frame`).
 //!
 //! One connection carries one datanode session, like a PostgreSQL backend; a coordinator pools
-//! them (XC's pooler). Every request gets exactly one [`DnResponse`] (row sets are sent whole in
-//! this first version: [`DnResponse::Rows`]; streaming batches come with issue 8's fragments).
+//! them (XC's pooler). Every request gets exactly one [`DnResponse`]. `Execute` answers whole row
+//! sets; `Query` answers a SELECT's rows in batches of at most `batch` rows ([`DnResponse::Batch`]),
+//! the rest kept on the datanode under a stream number until `Fetch`ed or closed, so a
+//! coordinator holds at most one batch per datanode however large the result. A `Cancel` on a
+//! connection of its own (with the key `Ready` gave) cancels the statement running on another
+//! connection, as PostgreSQL's CancelRequest does.
 //! Messages are postcard-encoded; the protocol version is checked by [`DnRequest::Hello`].
 //! See `docs/cluster.md` for the transaction order these messages implement.
 
+use pgxc_common::error::Notice;
 use pgxc_common::{Gxid, PgError, Snapshot};
 use pgxc_sql::types::{DataType, Value};
 use serde::{Deserialize, Serialize};
 
 /// The protocol version a coordinator announces in [`DnRequest::Hello`].
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Transaction isolation as the coordinator asks for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,6 +87,43 @@ pub enum DnRequest {
     },
     /// The gids prepared on this datanode (`pg_prepared_xacts`), for the resolver.
     ListPrepared,
+    /// Run one row-returning statement (`sql`; of several statements the last one's rows are
+    /// answered) inside the open transaction under `snapshot`, like `Execute`, and answer its
+    /// first `batch` rows as [`DnResponse::Batch`]. Rows left over stay on the datanode under
+    /// number `stream` (chosen by the coordinator, unique among its open streams on this
+    /// connection) until [`DnRequest::Fetch`]ed to the end, closed, or the transaction ends.
+    Query {
+        /// The statement's global snapshot.
+        snapshot: Snapshot,
+        /// The SQL text.
+        sql: String,
+        /// The stream number the rest of the rows are kept under.
+        stream: u32,
+        /// Largest number of rows in one answer (at least 1).
+        batch: u32,
+    },
+    /// The next (at most `batch`) rows of `stream`, as [`DnResponse::Batch`]; 34000 if no such
+    /// stream is open.
+    Fetch {
+        /// The stream number of the `Query`.
+        stream: u32,
+        /// Largest number of rows in the answer (at least 1).
+        batch: u32,
+    },
+    /// Drop what is left of `stream` (answered `Ok`, also when it is not open).
+    CloseStream {
+        /// The stream number of the `Query`.
+        stream: u32,
+    },
+    /// The first and only message of a connection opened to cancel the statement running on
+    /// another connection: `backend` and `secret` as that connection's [`DnResponse::Ready`] gave
+    /// them. Never answered (PostgreSQL's CancelRequest); the cancelled statement fails with 57014.
+    Cancel {
+        /// The target connection's backend number.
+        backend: u32,
+        /// The target connection's secret.
+        secret: u64,
+    },
 }
 
 /// The result of one statement on a datanode.
@@ -93,6 +135,9 @@ pub struct DnResult {
     pub rows: Vec<Vec<Value>>,
     /// PostgreSQL's command tag.
     pub tag: String,
+    /// The NOTICEs and WARNINGs the statement reported on this datanode (of all the
+    /// request's statements, on the last result).
+    pub notices: Vec<Notice>,
 }
 
 /// A datanode's answer.
@@ -102,6 +147,10 @@ pub enum DnResponse {
     Ready {
         /// The datanode's node name.
         node: String,
+        /// This connection's backend number, for [`DnRequest::Cancel`] (0: cannot be cancelled).
+        backend: u32,
+        /// This connection's cancel secret.
+        secret: u64,
     },
     /// Answer to `Begin`, `Commit`, `Rollback`, `Prepare`.
     Ok,
@@ -116,6 +165,25 @@ pub enum DnResponse {
         /// READ COMMITTED (`Txn::followed`): the coordinator ends this transaction at the GTM only
         /// after they left its running set, so no snapshot sees this one without them.
         followed: Vec<Gxid>,
+    },
+    /// Answer to `Query` and `Fetch`: the next rows of the statement's result.
+    Batch {
+        /// Column names and types (on the `Query`'s answer; empty on a `Fetch`'s).
+        columns: Vec<(String, DataType)>,
+        /// At most `batch` rows.
+        rows: Vec<Vec<Value>>,
+        /// More rows are kept under the stream number (`Fetch` them); `false`: this was the last
+        /// batch and the stream is closed.
+        more: bool,
+        /// The command tag (`SELECT n`, n counting every row of the result) when `more` is
+        /// `false`; empty otherwise.
+        tag: String,
+        /// The local transaction wrote (as [`DnResponse::Results::wrote`]).
+        wrote: bool,
+        /// As [`DnResponse::Results::followed`].
+        followed: Vec<Gxid>,
+        /// The statement's NOTICEs and WARNINGs (on the `Query`'s answer).
+        notices: Vec<Notice>,
     },
     /// Answer to `FinishPrepared`.
     Done {
@@ -154,6 +222,21 @@ mod tests {
                 gid: "_pgxc_T42".into(),
                 commit: true,
             },
+            DnRequest::Query {
+                snapshot: Snapshot::new(Gxid(43), vec![]),
+                sql: "SELECT * FROM t".into(),
+                stream: 1,
+                batch: 1000,
+            },
+            DnRequest::Fetch {
+                stream: 1,
+                batch: 1000,
+            },
+            DnRequest::CloseStream { stream: 1 },
+            DnRequest::Cancel {
+                backend: 7,
+                secret: u64::MAX,
+            },
         ];
         for m in msgs {
             let bytes = postcard::to_stdvec(&m).expect("encode");
@@ -165,6 +248,7 @@ mod tests {
                 columns: vec![("v".into(), DataType::Int4)],
                 rows: vec![vec![Value::Int4(3)], vec![Value::Null]],
                 tag: "SELECT 2".into(),
+                notices: vec![Notice::info("table \"t\" does not exist, skipping")],
             }],
             wrote: false,
             followed: vec![Gxid(7)],
@@ -173,6 +257,20 @@ mod tests {
         assert_eq!(
             postcard::from_bytes::<DnResponse>(&bytes).expect("decode"),
             r
+        );
+        let b = DnResponse::Batch {
+            columns: vec![("v".into(), DataType::Int8)],
+            rows: vec![vec![Value::Int8(1)]],
+            more: true,
+            tag: String::new(),
+            wrote: false,
+            followed: vec![],
+            notices: vec![],
+        };
+        let bytes = postcard::to_stdvec(&b).expect("encode");
+        assert_eq!(
+            postcard::from_bytes::<DnResponse>(&bytes).expect("decode"),
+            b
         );
     }
 

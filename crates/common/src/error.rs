@@ -184,6 +184,14 @@ pub enum SqlState {
     InternalError,
     /// XX001 data_corrupted: a checksum or decode failure on data read back from disk.
     DataCorrupted,
+    /// 28P01 invalid_password (`password authentication failed for user "u"`: a failed SCRAM
+    /// exchange, also for an unknown user, as PostgreSQL answers).
+    InvalidPassword,
+    /// 00000 successful_completion: the code of a NOTICE such as `table "t" does not exist,
+    /// skipping` (never an error's code).
+    SuccessfulCompletion,
+    /// 01000 warning: a WARNING without a more specific code.
+    Warning,
 }
 
 impl SqlState {
@@ -278,6 +286,9 @@ impl SqlState {
             OutOfMemory => "53200",
             InternalError => "XX000",
             DataCorrupted => "XX001",
+            InvalidPassword => "28P01",
+            SuccessfulCompletion => "00000",
+            Warning => "01000",
         }
     }
 }
@@ -316,5 +327,74 @@ impl PgError {
 impl fmt::Display for SqlState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.code())
+    }
+}
+
+/// The severity of a [`Notice`] (the `S`/`V` fields of a NoticeResponse).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum NoticeSeverity {
+    /// `NOTICE` (e.g. `table "t" does not exist, skipping`, SQLSTATE 00000).
+    Notice,
+    /// `WARNING` (e.g. `there is no transaction in progress`, SQLSTATE 25P01).
+    Warning,
+}
+
+impl NoticeSeverity {
+    /// The word PostgreSQL sends: `NOTICE` or `WARNING`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NoticeSeverity::Notice => "NOTICE",
+            NoticeSeverity::Warning => "WARNING",
+        }
+    }
+}
+
+/// A non-error message a statement reports to the client (PostgreSQL's `ereport(NOTICE)` /
+/// `ereport(WARNING)`), sent as a NoticeResponse before the statement's CommandComplete.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct Notice {
+    /// NOTICE or WARNING.
+    pub severity: NoticeSeverity,
+    /// The SQLSTATE (00000 for plain notices).
+    pub code: SqlState,
+    /// The primary message, in PostgreSQL's words.
+    pub message: String,
+}
+
+impl Notice {
+    /// A NOTICE with SQLSTATE 00000.
+    pub fn info(message: impl Into<String>) -> Notice {
+        Notice {
+            severity: NoticeSeverity::Notice,
+            code: SqlState::SuccessfulCompletion,
+            message: message.into(),
+        }
+    }
+
+    /// A WARNING with SQLSTATE `code`.
+    pub fn warning(code: SqlState, message: impl Into<String>) -> Notice {
+        Notice {
+            severity: NoticeSeverity::Warning,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod notice_tests {
+    use super::*;
+
+    #[test]
+    fn new_codes_and_notices() {
+        assert_eq!(SqlState::InvalidPassword.code(), "28P01");
+        assert_eq!(SqlState::SuccessfulCompletion.code(), "00000");
+        let n = Notice::info("table \"t\" does not exist, skipping");
+        assert_eq!((n.severity.as_str(), n.code.code()), ("NOTICE", "00000"));
+        let w = Notice::warning(
+            SqlState::NoActiveSqlTransaction,
+            "there is no transaction in progress",
+        );
+        assert_eq!((w.severity.as_str(), w.code.code()), ("WARNING", "25P01"));
     }
 }

@@ -6,10 +6,18 @@
 //! user rows: the `LIMIT 0` probes cost no datanode round trip and give exactly the column types a
 //! datanode would. A statement the committed catalog cannot describe (a table created in the open
 //! transaction, a temporary table) is described through the coordinator session instead.
+//!
+//! Every call runs inside the session's [`CallContext`]: a client's CancelRequest cancels it
+//! (forwarded to the datanodes the statement waits on, and to the catalog session's engine), and
+//! the NOTICEs of datanodes and of the coordinator itself are gathered there, one copy per
+//! statement, for the NoticeResponses. A shipped SELECT's result streams
+//! ([`CoordSession::execute_streaming`]).
 
 use std::sync::Arc;
 
+use pgxc_common::error::Notice;
 use pgxc_common::{PgError, SqlState};
+use pgxc_datanode::client::CallContext;
 use pgxc_sql::engine::CopyOut;
 use pgxc_sql::parser;
 use pgxc_sql::types::DataType;
@@ -17,7 +25,7 @@ use pgxc_sql::types::TimeZone;
 use pgxc_sql::QueryResult;
 use pgxc_wire::auth::Auth;
 use pgxc_wire::extended::{self, Description};
-use pgxc_wire::WireSession;
+use pgxc_wire::{Canceller, Executed, Fetched, WireSession};
 use tokio::net::TcpListener;
 use tokio::runtime::Handle;
 
@@ -33,23 +41,71 @@ pub struct WireCoordSession {
     coord: Arc<Coordinator>,
     /// A catalog-engine session for Describe probes (made on first use).
     catalog: Option<pgxc_sql::Session>,
+    /// The running statement's cancel switch and notices.
+    ctx: Arc<CallContext>,
+    /// The cancel flag of the coordinator session's catalog engine session.
+    local_cancel: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl WireCoordSession {
     /// A new session on `coord`. Errors: XX000 if its catalog session cannot start.
     pub fn new(coord: &Arc<Coordinator>, handle: Handle) -> Result<WireCoordSession, PgError> {
+        let inner = CoordSession::new(coord)?;
+        let local_cancel = handle.block_on(inner.local_cancel_flag())?;
         Ok(WireCoordSession {
             handle,
-            inner: CoordSession::new(coord)?,
+            inner,
             coord: Arc::clone(coord),
             catalog: None,
+            ctx: CallContext::new(),
+            local_cancel,
         })
+    }
+
+    /// Start a query string: forget an earlier cancel and notices left by probes.
+    fn begin(&mut self) {
+        self.ctx.reset();
+        let _ = self.ctx.take_notices();
     }
 }
 
 impl WireSession for WireCoordSession {
     fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError> {
-        self.handle.block_on(self.inner.execute(sql))
+        self.begin();
+        let ctx = Arc::clone(&self.ctx);
+        self.handle.block_on(ctx.scope(self.inner.execute(sql)))
+    }
+    fn execute_streaming(&mut self, sql: &str) -> Result<Executed, PgError> {
+        self.begin();
+        let ctx = Arc::clone(&self.ctx);
+        let (results, stream) = self
+            .handle
+            .block_on(ctx.scope(self.inner.execute_streaming(sql)))?;
+        Ok(Executed { results, stream })
+    }
+    fn fetch(&mut self, id: u64, max: usize) -> Result<Fetched, PgError> {
+        let ctx = Arc::clone(&self.ctx);
+        match self
+            .handle
+            .block_on(ctx.scope(self.inner.fetch_stream(id, max)))?
+        {
+            Ok(rows) => Ok(Fetched::Rows(rows)),
+            Err(tag) => Ok(Fetched::Done(tag)),
+        }
+    }
+    fn close_stream(&mut self, id: u64) -> Result<(), PgError> {
+        let ctx = Arc::clone(&self.ctx);
+        self.handle.block_on(ctx.scope(self.inner.close_stream(id)))
+    }
+    fn take_notices(&mut self) -> Vec<Notice> {
+        self.ctx.take_notices()
+    }
+    fn canceller(&self) -> Option<Canceller> {
+        let (ctx, local) = (Arc::clone(&self.ctx), Arc::clone(&self.local_cancel));
+        Some(Arc::new(move || {
+            local.store(true, std::sync::atomic::Ordering::SeqCst);
+            ctx.cancel();
+        }))
     }
     fn transaction_status(&self) -> u8 {
         if self.inner.in_failed_transaction() {

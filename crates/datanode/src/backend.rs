@@ -6,11 +6,25 @@
 //! snapshot (READ COMMITTED). `Commit`, `Rollback` and `Prepare` end it. This mirrors what
 //! Postgres-XC's datanode backends did with the GXID and snapshot messages a coordinator sent
 //! ahead of each query.
+//!
+//! `Query` answers a result's rows in batches: the first batch at once, the rest kept here under
+//! the coordinator's stream number for `Fetch` (the coordinator then holds one batch per datanode,
+//! not the whole result). Streams end with their transaction.
+
+use std::collections::HashMap;
 
 use pgxc_cluster::proto::{DnIsolation, DnRequest, DnResponse, DnResult, PROTOCOL_VERSION};
 use pgxc_common::{Gxid, PgError, SqlState};
 use pgxc_sql::engine::Directed;
+use pgxc_sql::types::Value;
 use pgxc_sql::{Engine, Session};
+
+/// The rows of a `Query` not fetched yet.
+#[derive(Debug)]
+struct Stream {
+    rows: std::vec::IntoIter<Vec<Value>>,
+    tag: String,
+}
 
 /// The per-connection state.
 #[derive(Debug)]
@@ -20,6 +34,10 @@ pub struct Backend {
     pending: Option<(Gxid, DnIsolation, bool)>,
     /// The GXID of the open local transaction.
     open: Option<Gxid>,
+    /// Open row streams by the coordinator's stream number.
+    streams: HashMap<u32, Stream>,
+    /// This connection's cancel key (backend number, secret), told in `Ready`.
+    key: (u32, u64),
 }
 
 fn quote_literal(s: &str) -> String {
@@ -30,20 +48,31 @@ fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// The answer to an `Execute`: its statements' results and whether the transaction wrote here.
-fn results_response(s: &Session, results: Vec<pgxc_sql::engine::QueryResult>) -> DnResponse {
+/// The answer to an `Execute`: its statements' results (the notices on the last) and whether
+/// the transaction wrote here.
+fn results_response(s: &mut Session, results: Vec<pgxc_sql::engine::QueryResult>) -> DnResponse {
+    let mut results: Vec<DnResult> = results
+        .into_iter()
+        .map(|r| DnResult {
+            columns: r.columns,
+            rows: r.rows,
+            tag: r.tag,
+            notices: Vec::new(),
+        })
+        .collect();
+    if let Some(last) = results.last_mut() {
+        last.notices = s.take_notices();
+    }
     DnResponse::Results {
-        results: results
-            .into_iter()
-            .map(|r| DnResult {
-                columns: r.columns,
-                rows: r.rows,
-                tag: r.tag,
-            })
-            .collect(),
+        results,
         wrote: s.has_written(),
         followed: s.followed(),
     }
+}
+
+/// At most `batch` (at least 1) rows from `rows`.
+fn next_batch(rows: &mut std::vec::IntoIter<Vec<Value>>, batch: u32) -> Vec<Vec<Value>> {
+    rows.by_ref().take(batch.max(1) as usize).collect()
 }
 
 impl Backend {
@@ -53,7 +82,49 @@ impl Backend {
             node: node.into(),
             pending: None,
             open: None,
+            streams: HashMap::new(),
+            key: (0, 0),
         }
+    }
+
+    /// The same connection, cancellable with `DnRequest::Cancel { backend, secret }` (the server
+    /// keeps the registry; `Ready` tells the coordinator the key).
+    pub fn with_cancel_key(mut self, backend: u32, secret: u64) -> Backend {
+        self.key = (backend, secret);
+        self
+    }
+
+    /// The answer to a `Query` whose statements gave `results`: the last result's first batch,
+    /// the rest kept as `stream`.
+    fn query_response(
+        &mut self,
+        s: &mut Session,
+        results: Vec<pgxc_sql::engine::QueryResult>,
+        stream: u32,
+        batch: u32,
+    ) -> Result<DnResponse, PgError> {
+        let r = results
+            .into_iter()
+            .last()
+            .ok_or_else(|| PgError::new(SqlState::ProtocolViolation, "Query needs a statement"))?;
+        let mut rows = r.rows.into_iter();
+        let first = next_batch(&mut rows, batch);
+        let more = rows.len() > 0;
+        let tag = if more {
+            self.streams.insert(stream, Stream { rows, tag: r.tag });
+            String::new()
+        } else {
+            r.tag
+        };
+        Ok(DnResponse::Batch {
+            columns: r.columns,
+            rows: first,
+            more,
+            tag,
+            wrote: s.has_written(),
+            followed: s.followed(),
+            notices: s.take_notices(),
+        })
     }
 
     /// The GXID of the transaction open on this connection, if any.
@@ -90,6 +161,21 @@ impl Backend {
                     Err(e) => DnResponse::Error(e),
                 }
             }
+            DnRequest::Query {
+                snapshot,
+                sql,
+                stream,
+                batch,
+            } => {
+                let r = match self.start(s, snapshot) {
+                    Ok(()) => s.execute_async(&sql).await,
+                    Err(e) => Err(e),
+                };
+                match r.and_then(|results| self.query_response(s, results, stream, batch)) {
+                    Ok(r) => r,
+                    Err(e) => DnResponse::Error(e),
+                }
+            }
             other => self.handle(s, engine, other),
         }
     }
@@ -119,6 +205,8 @@ impl Backend {
                 }
                 Ok(DnResponse::Ready {
                     node: self.node.clone(),
+                    backend: self.key.0,
+                    secret: self.key.1,
                 })
             }
             DnRequest::Begin {
@@ -165,6 +253,7 @@ impl Backend {
                         columns: r.columns,
                         rows: r.rows,
                         tag: r.tag,
+                        notices: Vec::new(),
                     }],
                     wrote: s.has_written(),
                     followed: s.followed(),
@@ -175,6 +264,51 @@ impl Backend {
                 let results = s.execute(&sql)?;
                 Ok(results_response(s, results))
             }
+            DnRequest::Query {
+                snapshot,
+                sql,
+                stream,
+                batch,
+            } => {
+                self.start(s, snapshot)?;
+                let results = s.execute(&sql)?;
+                self.query_response(s, results, stream, batch)
+            }
+            DnRequest::Fetch { stream, batch } => {
+                let Some(st) = self.streams.get_mut(&stream) else {
+                    return Err(PgError::new(
+                        SqlState::InvalidCursorName,
+                        format!("stream {stream} is not open on this connection"),
+                    ));
+                };
+                let rows = next_batch(&mut st.rows, batch);
+                let more = st.rows.len() > 0;
+                let tag = if more {
+                    String::new()
+                } else {
+                    self.streams
+                        .remove(&stream)
+                        .map(|st| st.tag)
+                        .unwrap_or_default()
+                };
+                Ok(DnResponse::Batch {
+                    columns: Vec::new(),
+                    rows,
+                    more,
+                    tag,
+                    wrote: s.has_written(),
+                    followed: s.followed(),
+                    notices: Vec::new(),
+                })
+            }
+            DnRequest::CloseStream { stream } => {
+                self.streams.remove(&stream);
+                Ok(DnResponse::Ok)
+            }
+            DnRequest::Cancel { .. } => Err(PgError::new(
+                SqlState::ProtocolViolation,
+                "Cancel must be the first message of a connection of its own",
+            )),
             DnRequest::Commit => self.end(s, "COMMIT", "COMMIT"),
 
             DnRequest::Rollback => self.end(s, "ROLLBACK", "ROLLBACK"),
@@ -244,6 +378,7 @@ impl Backend {
         expected_tag: &str,
     ) -> Result<DnResponse, PgError> {
         self.pending = None;
+        self.streams.clear();
         if self.open.take().is_none() {
             // Nothing ran here: nothing to commit, roll back or prepare.
             return Ok(DnResponse::Ok);
@@ -448,6 +583,118 @@ mod tests {
             ),
             DnResponse::Done { found: false }
         );
+    }
+
+    #[test]
+    fn query_answers_batches_and_execute_carries_notices() {
+        let eng = engine();
+        let mut s = eng.session();
+        let mut b = Backend::new("dn1").with_cancel_key(7, 42);
+        s.execute("CREATE TABLE t (v int)").expect("ddl");
+        s.execute("INSERT INTO t SELECT g FROM generate_series(1, 5) g")
+            .expect("load");
+        assert_eq!(
+            b.handle(
+                &mut s,
+                &eng,
+                DnRequest::Hello {
+                    version: PROTOCOL_VERSION,
+                    coordinator: "cn".into(),
+                    settings: vec![],
+                }
+            ),
+            DnResponse::Ready {
+                node: "dn1".into(),
+                backend: 7,
+                secret: 42
+            }
+        );
+        let snap = Snapshot::new(Gxid(4_000_001), vec![Gxid(4_000_000)]);
+        ok(b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Begin {
+                gxid: Gxid(4_000_000),
+                isolation: DnIsolation::ReadCommitted,
+                read_only: false,
+            },
+        ));
+        let batch = |r: DnResponse| match ok(r) {
+            DnResponse::Batch {
+                columns,
+                rows,
+                more,
+                tag,
+                ..
+            } => (columns.len(), rows.len(), more, tag),
+            other => panic!("not a batch: {other:?}"),
+        };
+        let q = DnRequest::Query {
+            snapshot: snap.clone(),
+            sql: "SELECT v FROM t ORDER BY v".into(),
+            stream: 3,
+            batch: 2,
+        };
+        assert_eq!(
+            batch(b.handle(&mut s, &eng, q)),
+            (1, 2, true, String::new())
+        );
+        let fetch = DnRequest::Fetch {
+            stream: 3,
+            batch: 2,
+        };
+        assert_eq!(
+            batch(b.handle(&mut s, &eng, fetch.clone())),
+            (0, 2, true, String::new())
+        );
+        assert_eq!(
+            batch(b.handle(&mut s, &eng, fetch.clone())),
+            (0, 1, false, "SELECT 5".into())
+        );
+        // The stream closed with its last batch.
+        let r = b.handle(&mut s, &eng, fetch);
+        assert!(
+            matches!(&r, DnResponse::Error(e) if e.code == SqlState::InvalidCursorName),
+            "{r:?}"
+        );
+        // A small result is whole in the first answer.
+        let q = DnRequest::Query {
+            snapshot: snap.clone(),
+            sql: "SELECT v FROM t WHERE v < 3".into(),
+            stream: 4,
+            batch: 100,
+        };
+        assert_eq!(
+            batch(b.handle(&mut s, &eng, q)),
+            (1, 2, false, "SELECT 2".into())
+        );
+        // A stream left open ends with its transaction.
+        let q = DnRequest::Query {
+            snapshot: snap.clone(),
+            sql: "SELECT v FROM t".into(),
+            stream: 5,
+            batch: 1,
+        };
+        assert!(batch(b.handle(&mut s, &eng, q)).2);
+        let r = b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Execute {
+                snapshot: snap,
+                sql: "DROP TABLE IF EXISTS missing".into(),
+            },
+        );
+        match ok(r) {
+            DnResponse::Results { results, .. } => assert_eq!(
+                results[0].notices,
+                vec![pgxc_common::error::Notice::info(
+                    "table \"missing\" does not exist, skipping"
+                )]
+            ),
+            other => panic!("not results: {other:?}"),
+        }
+        ok(b.handle(&mut s, &eng, DnRequest::Rollback));
+        assert!(b.streams.is_empty());
     }
 
     #[test]

@@ -792,6 +792,7 @@ impl Engine {
             rng: Arc::default(),
             directed: None,
             cancel: Arc::default(),
+            notices: Vec::new(),
         }
     }
 
@@ -1083,6 +1084,16 @@ pub struct Session {
     directed: Option<Directed>,
     /// The running statement's cancel flag (cleared when a query string starts).
     cancel: Arc<std::sync::atomic::AtomicBool>,
+    /// NOTICEs and WARNINGs of the last query string ([`Session::take_notices`]).
+    notices: Vec<pgxc_common::error::Notice>,
+}
+
+/// PostgreSQL's WARNING for COMMIT/ROLLBACK outside a transaction block.
+fn no_transaction_warning() -> pgxc_common::error::Notice {
+    pgxc_common::error::Notice::warning(
+        SqlState::NoActiveSqlTransaction,
+        "there is no transaction in progress",
+    )
 }
 
 /// What a coordinator tells a datanode session: run the transaction as `gxid`, the next statement
@@ -1423,6 +1434,13 @@ impl Session {
         Arc::clone(&self.cancel)
     }
 
+    /// The NOTICEs and WARNINGs the last query string reported (PostgreSQL's NoticeResponse
+    /// messages: `table "t" does not exist, skipping`, `there is no transaction in progress`,
+    /// ...), in order, leaving none behind. `execute` starts every query string with none.
+    pub fn take_notices(&mut self) -> Vec<pgxc_common::error::Notice> {
+        std::mem::take(&mut self.notices)
+    }
+
     /// `statement_timeout` as set (`0` or unset: `None`). PostgreSQL's units: a bare number is
     /// milliseconds; `us`, `ms`, `s`, `min`, `h`, `d` suffixes are accepted.
     pub fn statement_timeout(&self) -> Option<Duration> {
@@ -1506,6 +1524,7 @@ impl Session {
     pub fn execute(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError> {
         self.cancel
             .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.notices.clear();
         let stmts = match parser::parse(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -1534,6 +1553,7 @@ impl Session {
     pub async fn execute_async(&mut self, sql: &str) -> Result<Vec<QueryResult>, PgError> {
         self.cancel
             .store(false, std::sync::atomic::Ordering::Relaxed);
+        self.notices.clear();
         let stmts = match parser::parse(sql) {
             Ok(s) => s,
             Err(e) => {
@@ -1796,6 +1816,7 @@ impl Session {
         let declaring = std::mem::take(&mut self.declaring);
         let mut cursor_tids = None;
         let mut created_seqs: Vec<String> = Vec::new();
+        let mut notices = Vec::new();
         let tz = self.time_zone();
         let engine = Arc::clone(&self.engine);
         let seqs: Arc<dyn SequenceSource> = self.seqs.clone();
@@ -1832,6 +1853,7 @@ impl Session {
                 _ => exec.run(&stmt),
             };
             created_seqs.extend(exec.created_seqs.take());
+            notices.extend(exec.notices.take());
             let r = r?;
             deferred = exec.deferred.take();
             Ok(r)
@@ -1898,6 +1920,7 @@ impl Session {
             }
         };
         self.cursor_tids = cursor_tids;
+        self.notices.append(&mut notices);
         // Sequences are created at once (non-transactionally); one whose creating transaction
         // rolls back is dropped again, as PostgreSQL's CREATE SEQUENCE is transactional.
         if self.in_transaction() {
@@ -2003,6 +2026,10 @@ impl Session {
                         ));
                     }
                     // PostgreSQL: a WARNING, the block continues.
+                    self.notices.push(pgxc_common::error::Notice::warning(
+                        SqlState::ActiveSqlTransaction,
+                        "there is already a transaction in progress",
+                    ));
                     return Ok(QueryResult::command("BEGIN"));
                 }
                 let default_iso = self
@@ -2064,7 +2091,10 @@ impl Session {
                     self.guc("transaction_isolation").as_deref() == Some("serializable");
                 self.end_block_gucs();
                 match std::mem::replace(&mut self.state, TxState::Idle) {
-                    TxState::Idle => Ok(QueryResult::command("COMMIT")),
+                    TxState::Idle => {
+                        self.notices.push(no_transaction_warning());
+                        Ok(QueryResult::command("COMMIT"))
+                    }
                     TxState::InBlock(mut b) => {
                         if b.failed {
                             self.engine
@@ -2085,9 +2115,12 @@ impl Session {
             }
             TransactionStmt::Rollback { .. } => {
                 self.end_block_gucs();
-                if let TxState::InBlock(b) = std::mem::replace(&mut self.state, TxState::Idle) {
-                    self.engine
-                        .finish_as(b.txn, false, self.directed.is_some())?;
+                match std::mem::replace(&mut self.state, TxState::Idle) {
+                    TxState::InBlock(b) => {
+                        self.engine
+                            .finish_as(b.txn, false, self.directed.is_some())?;
+                    }
+                    TxState::Idle => self.notices.push(no_transaction_warning()),
                 }
                 Ok(QueryResult::command("ROLLBACK"))
             }

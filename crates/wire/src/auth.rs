@@ -159,12 +159,12 @@ impl Auth {
     }
 }
 
-/// A start-up failure sent as FATAL before the connection closes: SQLSTATE code and message.
-/// (28P01 invalid_password has no [`SqlState`] variant yet, so the code is carried as text.)
+/// A start-up failure sent as FATAL before the connection closes: SQLSTATE and message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuthError {
-    /// The SQLSTATE: 28P01 for a failed password, 08P01 for a malformed exchange.
-    pub code: &'static str,
+    /// The SQLSTATE: [`SqlState::InvalidPassword`] (28P01) for a failed password or an unknown
+    /// user, [`SqlState::ProtocolViolation`] (08P01) for a malformed exchange.
+    pub code: SqlState,
     /// The message.
     pub message: String,
 }
@@ -172,7 +172,7 @@ pub struct AuthError {
 impl From<PgError> for AuthError {
     fn from(e: PgError) -> AuthError {
         AuthError {
-            code: e.code.code(),
+            code: e.code,
             message: e.message,
         }
     }
@@ -180,7 +180,7 @@ impl From<PgError> for AuthError {
 
 fn auth_failed(user: &str) -> AuthError {
     AuthError {
-        code: "28P01",
+        code: SqlState::InvalidPassword,
         message: format!("password authentication failed for user \"{user}\""),
     }
 }
@@ -329,7 +329,7 @@ pub(crate) async fn fatal(w: &mut Writer, e: &AuthError) {
         .u8(b'V')
         .cstr("FATAL")
         .u8(b'C')
-        .cstr(e.code)
+        .cstr(e.code.code())
         .u8(b'M')
         .cstr(&e.message)
         .u8(0)
@@ -374,5 +374,17 @@ mod tests {
         assert_eq!(u["bob"].iterations, 4096);
         assert!(Auth::scram_from_str("nocolon\n").is_err());
         assert!(Auth::scram_from_str("# empty\n").is_err());
+    }
+
+    #[test]
+    fn a_failed_password_is_28p01() {
+        let e = auth_failed("alice");
+        assert_eq!(e.code, SqlState::InvalidPassword);
+        assert_eq!(e.code.code(), "28P01");
+        assert_eq!(
+            e.message,
+            "password authentication failed for user \"alice\""
+        );
+        assert_eq!(violation("x").code.code(), "08P01");
     }
 }

@@ -35,6 +35,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 use std::sync::Arc;
 
+use pgxc_common::error::Notice;
 use pgxc_common::{PgError, SqlState};
 use pgxc_sql::engine::CopyOut;
 use pgxc_sql::parser::{self, CopyTarget, Statement};
@@ -43,6 +44,7 @@ use pgxc_sql::types::{binary, DataType};
 use pgxc_sql::{Engine, QueryResult, Session};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::{TcpListener, TcpStream};
+#[cfg(not(madsim))]
 use tokio::sync::oneshot;
 
 /// The `server_version` reported to clients (psql and pg_dump pick their SQL by it).
@@ -73,6 +75,43 @@ pub trait WireSession: 'static {
     fn cancel_flag(&self) -> Option<Arc<AtomicBool>> {
         None
     }
+    /// What a CancelRequest (or the `statement_timeout` timer) does to this session, from any
+    /// thread. The default sets [`WireSession::cancel_flag`]; a coordinator also forwards the
+    /// cancel to the datanodes running the statement.
+    fn canceller(&self) -> Option<Canceller> {
+        let flag = self.cancel_flag()?;
+        Some(Arc::new(move || flag.store(true, Ordering::SeqCst)))
+    }
+    /// [`WireSession::execute`], letting the last result stream: when the answer's `stream` is
+    /// `Some(id)`, the last result holds the rows available so far (its tag is not final) and the
+    /// rest come from [`WireSession::fetch`]`(id, ..)`. The default never streams.
+    fn execute_streaming(&mut self, sql: &str) -> Result<Executed, PgError> {
+        Ok(Executed {
+            results: self.execute(sql)?,
+            stream: None,
+        })
+    }
+    /// The next rows of stream `id`: at most `max` (at least 1 while any are left), or the
+    /// result's final command tag once every row went out (the stream is then closed). An error
+    /// closes the stream. The default knows no streams (34000).
+    fn fetch(&mut self, id: u64, max: usize) -> Result<Fetched, PgError> {
+        let _ = max;
+        Err(PgError::new(
+            SqlState::InvalidCursorName,
+            format!("result stream {id} is not open"),
+        ))
+    }
+    /// Drop stream `id` before its end (its portal was closed). Errors are reported like a
+    /// statement's (the end of an implicit transaction can fail).
+    fn close_stream(&mut self, id: u64) -> Result<(), PgError> {
+        let _ = id;
+        Ok(())
+    }
+    /// The NOTICEs and WARNINGs of the last `execute`/`execute_streaming`/`fetch`/`close_stream`
+    /// (sent as NoticeResponse), leaving none.
+    fn take_notices(&mut self) -> Vec<Notice> {
+        Vec::new()
+    }
     /// The session's `statement_timeout`, if set (a timer then sets the cancel flag).
     fn statement_timeout(&self) -> Option<std::time::Duration> {
         None
@@ -90,8 +129,29 @@ pub trait WireSession: 'static {
     }
 }
 
-/// Backend pid → (cancel secret, the session's cancel flag).
-type CancelKeys = std::sync::Mutex<HashMap<i32, (i32, Arc<AtomicBool>)>>;
+/// What cancels a session's running statement ([`WireSession::canceller`]).
+pub type Canceller = Arc<dyn Fn() + Send + Sync>;
+
+/// [`WireSession::execute_streaming`]'s answer.
+#[derive(Debug)]
+pub struct Executed {
+    /// One result per statement; with a `stream`, the last one holds only the rows so far.
+    pub results: Vec<QueryResult>,
+    /// The open stream the last result's other rows come from.
+    pub stream: Option<u64>,
+}
+
+/// [`WireSession::fetch`]'s answer.
+#[derive(Debug)]
+pub enum Fetched {
+    /// More rows of the stream's result.
+    Rows(Vec<Vec<pgxc_sql::types::Value>>),
+    /// No rows left: the result's command tag (`SELECT n`).
+    Done(String),
+}
+
+/// Backend pid → (cancel secret, what cancels the session).
+type CancelKeys = std::sync::Mutex<HashMap<i32, (i32, Canceller)>>;
 
 /// Cancel keys of the connections being served. A CancelRequest naming a pid and its secret sets
 /// the flag; nothing is answered (PostgreSQL).
@@ -136,6 +196,9 @@ impl WireSession for Session {
     }
     fn cancel_flag(&self) -> Option<Arc<AtomicBool>> {
         Some(Session::cancel_flag(self))
+    }
+    fn take_notices(&mut self) -> Vec<Notice> {
+        Session::take_notices(self)
     }
     fn statement_timeout(&self) -> Option<std::time::Duration> {
         Session::statement_timeout(self)
@@ -186,11 +249,17 @@ where
         let factory = Arc::clone(&factory);
         let auth = Arc::clone(&auth);
         let pid = NEXT_PID.fetch_add(1, Ordering::Relaxed);
-        tokio::spawn(async move {
+        let conn = async move {
             if let Err(e) = handle(stream, factory, pid, auth).await {
                 tracing::debug!(%peer, "connection ended: {e}");
             }
-        });
+        };
+        #[cfg(not(madsim))]
+        tokio::spawn(conn);
+        // Under madsim a connection's session lives in its task (no session thread) and madsim's
+        // stream halves are not `Sync`: the task stays on the simulation's one thread.
+        #[cfg(madsim)]
+        tokio::task::spawn_local(conn);
     }
 }
 
@@ -267,11 +336,11 @@ impl<S: 'static> SessionThread<S> {
 }
 
 /// Under madsim (no threads): the session lives in the handle and each call runs inline on the
-/// calling task. A statement that would wait for a lock answers 55P03 (the engine is in
-/// `WaitMode::Restart`; callers that can wait use `Session::execute_async` directly).
+/// calling task. A statement that would wait for a lock answers 55P03 in [`SessionThread::call`]
+/// (the engine is in `WaitMode::Restart`); [`SessionThread::execute_async`] waits instead.
 #[cfg(madsim)]
 pub struct SessionThread<S = Session> {
-    session: std::sync::Mutex<S>,
+    session: tokio::sync::Mutex<S>,
 }
 
 #[cfg(madsim)]
@@ -279,6 +348,22 @@ impl SessionThread<Session> {
     /// A new session of `engine`. Never fails under madsim.
     pub fn spawn(engine: Arc<Engine>) -> std::io::Result<SessionThread<Session>> {
         SessionThread::spawn_with(move || Ok(engine.session()))
+    }
+
+    /// Under madsim only: `prepare` the session (e.g. `Session::direct`, a `BEGIN`), then run
+    /// `sql` through `Session::execute_async`, so a statement that meets a lock waits on the
+    /// calling task for its holder (as the production session thread blocks) instead of
+    /// answering 55P03. Errors: `prepare`'s or the statements' (inner); never the outer one.
+    pub async fn execute_async(
+        &self,
+        prepare: impl FnOnce(&mut Session) -> Result<(), PgError>,
+        sql: &str,
+    ) -> std::io::Result<Result<Vec<QueryResult>, PgError>> {
+        let mut s = self.session.lock().await;
+        if let Err(e) = prepare(&mut s) {
+            return Ok(Err(e));
+        }
+        Ok(s.execute_async(sql).await)
     }
 }
 
@@ -289,7 +374,7 @@ impl<S: 'static> SessionThread<S> {
         make: impl FnOnce() -> std::io::Result<S> + Send + 'static,
     ) -> std::io::Result<SessionThread<S>> {
         Ok(SessionThread {
-            session: std::sync::Mutex::new(make()?),
+            session: tokio::sync::Mutex::new(make()?),
         })
     }
 
@@ -298,7 +383,7 @@ impl<S: 'static> SessionThread<S> {
         &self,
         f: impl FnOnce(&mut S) -> R + Send + 'static,
     ) -> std::io::Result<R> {
-        let mut s = self.session.lock().unwrap_or_else(|p| p.into_inner());
+        let mut s = self.session.lock().await;
         Ok(f(&mut s))
     }
 }
@@ -389,14 +474,14 @@ fn format_of(formats: &[i16], i: usize) -> i16 {
     }
 }
 
-fn data_rows<S: WireSession>(
+/// DataRow messages for `rows` (text or binary per `formats`; timestamptz printed in `tz`).
+fn data_rows(
     out: &mut Vec<u8>,
     columns: &[(String, DataType)],
     rows: &[Vec<pgxc_sql::types::Value>],
     formats: &[i16],
-    session: &S,
+    tz: &TimeZone,
 ) {
-    let tz = session.time_zone();
     for row in rows {
         let mut m = Msg::new(b'D').i16(row.len() as i16);
         for (i, (v, (_, ty))) in row.iter().zip(columns).enumerate() {
@@ -407,7 +492,7 @@ fn data_rows<S: WireSession>(
             let b = if format_of(formats, i) == 1 {
                 binary::to_binary(v, ty)
             } else {
-                v.to_text(ty, &tz).into_bytes()
+                v.to_text(ty, tz).into_bytes()
             };
             m = m.i32(b.len() as i32).bytes(&b);
         }
@@ -419,16 +504,45 @@ fn data_rows<S: WireSession>(
 fn encode_result<S: WireSession>(out: &mut Vec<u8>, r: &QueryResult, session: &S) {
     if !r.columns.is_empty() {
         row_description(out, &r.columns, &[]);
-        data_rows(out, &r.columns, &r.rows, &[], session);
+        data_rows(out, &r.columns, &r.rows, &[], &session.time_zone());
     }
     command_complete(out, &r.tag);
+}
+
+/// A NoticeResponse (severity, SQLSTATE, message), as PostgreSQL sends for NOTICE and WARNING.
+fn notice_response(out: &mut Vec<u8>, n: &Notice) {
+    Msg::new(b'N')
+        .u8(b'S')
+        .cstr(n.severity.as_str())
+        .u8(b'V')
+        .cstr(n.severity.as_str())
+        .u8(b'C')
+        .cstr(n.code.code())
+        .u8(b'M')
+        .cstr(&n.message)
+        .u8(0)
+        .finish(out);
+}
+
+/// NoticeResponses for everything `s` reported since the last call.
+fn notices<S: WireSession>(out: &mut Vec<u8>, s: &mut S) {
+    for n in s.take_notices() {
+        notice_response(out, &n);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------------
 // The connection.
 
+#[cfg(not(madsim))]
 type Reader = BufReader<tokio::net::tcp::OwnedReadHalf>;
+#[cfg(not(madsim))]
 type Writer = BufWriter<tokio::net::tcp::OwnedWriteHalf>;
+// madsim's TcpStream has no owned halves: split it with tokio's generic `split` there.
+#[cfg(madsim)]
+type Reader = BufReader<tokio::io::ReadHalf<TcpStream>>;
+#[cfg(madsim)]
+type Writer = BufWriter<tokio::io::WriteHalf<TcpStream>>;
 
 fn protocol_error(msg: impl Into<String>) -> PgError {
     PgError::new(SqlState::ProtocolViolation, msg)
@@ -524,6 +638,19 @@ struct Portal {
     sent: usize,
     /// Whether every row and the CommandComplete went out.
     done: bool,
+    /// The open stream the rest of the last result's rows come from
+    /// ([`WireSession::execute_streaming`]).
+    stream: Option<u64>,
+}
+
+/// How [`Conn::pump`] left a stream.
+enum Pumped {
+    /// Every row and the CommandComplete went out; the stream is closed.
+    Ended,
+    /// The row limit was reached; the stream stays open.
+    Suspended,
+    /// An ErrorResponse went out; the stream is closed.
+    Failed,
 }
 
 async fn handle<S, F>(
@@ -536,7 +663,10 @@ where
     S: WireSession,
     F: Fn() -> std::io::Result<S> + Send + Sync + 'static,
 {
+    #[cfg(not(madsim))]
     let (r, w) = stream.into_split();
+    #[cfg(madsim)]
+    let (r, w) = tokio::io::split(stream);
     let mut r = BufReader::new(r);
     let mut w = BufWriter::new(w);
     // Startup: SSLRequest / GSSENCRequest / CancelRequest / StartupMessage.
@@ -561,11 +691,14 @@ where
                 if body.len() >= 12 {
                     let pid = i32::from_be_bytes([body[4], body[5], body[6], body[7]]);
                     let key = i32::from_be_bytes([body[8], body[9], body[10], body[11]]);
-                    let keys = cancel_keys().lock().unwrap_or_else(|p| p.into_inner());
-                    if let Some((secret, flag)) = keys.get(&pid) {
-                        if *secret == key {
-                            flag.store(true, Ordering::Relaxed);
-                        }
+                    let target = {
+                        let keys = cancel_keys().lock().unwrap_or_else(|p| p.into_inner());
+                        keys.get(&pid)
+                            .filter(|(secret, _)| *secret == key)
+                            .map(|(_, c)| Arc::clone(c))
+                    };
+                    if let Some(cancel) = target {
+                        cancel();
                     }
                 }
                 return Ok(());
@@ -638,13 +771,13 @@ where
     }
     // The cancel secret: unpredictable, so only this connection's client can cancel it.
     let secret: i32 = rand::random();
-    let cancel = session.call(|s| s.cancel_flag()).await?;
+    let cancel = session.call(|s| s.canceller()).await?;
     let _key = match &cancel {
-        Some(flag) => {
+        Some(c) => {
             cancel_keys()
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .insert(pid, (secret, Arc::clone(flag)));
+                .insert(pid, (secret, Arc::clone(c)));
             Some(CancelKey(pid))
         }
         None => None,
@@ -679,8 +812,8 @@ struct Conn<S> {
     r: Reader,
     w: Writer,
     session: SessionThread<S>,
-    /// The session's cancel flag (set by a CancelRequest or the statement_timeout timer).
-    cancel: Option<Arc<AtomicBool>>,
+    /// What cancels the session's statement (a CancelRequest or the statement_timeout timer).
+    cancel: Option<Canceller>,
     statements: HashMap<String, Prepared>,
     portals: HashMap<String, Portal>,
     /// After an error in the extended protocol, messages are skipped until Sync.
@@ -697,6 +830,9 @@ enum Simple {
     Done(Vec<u8>),
     /// `COPY ... FROM STDIN`: the statement and its column count.
     CopyIn(Box<parser::Copy>, usize, bool),
+    /// The last result streams: the messages so far (its RowDescription and first rows), the
+    /// stream and the result's columns.
+    Stream(Vec<u8>, u64, Vec<(String, DataType)>),
 }
 
 impl<S: WireSession> Conn<S> {
@@ -721,10 +857,10 @@ impl<S: WireSession> Conn<S> {
                     let timer = match &self.cancel {
                         Some(flag) => match self.session.call(|s| s.statement_timeout()).await? {
                             Some(t) => {
-                                let flag = Arc::clone(flag);
+                                let cancel = Arc::clone(flag);
                                 Some(tokio::spawn(async move {
                                     tokio::time::sleep(t).await;
-                                    flag.store(true, Ordering::Relaxed);
+                                    cancel();
                                 }))
                             }
                             None => None,
@@ -748,9 +884,22 @@ impl<S: WireSession> Conn<S> {
                 }
                 b'S' => {
                     self.skip_to_sync = false;
-                    self.portals.retain(|k, _| !k.is_empty());
-                    let st = self.status().await?;
                     let mut out = Vec::new();
+                    // The unnamed portal ends at Sync; outside a transaction block so do the
+                    // others still streaming (PostgreSQL drops a transaction's portals at its end).
+                    self.close_portal("", &mut out).await?;
+                    if self.status().await? == b'I' {
+                        let open: Vec<String> = self
+                            .portals
+                            .iter()
+                            .filter(|(_, p)| p.stream.is_some())
+                            .map(|(k, _)| k.clone())
+                            .collect();
+                        for name in open {
+                            self.close_portal(&name, &mut out).await?;
+                        }
+                    }
+                    let st = self.status().await?;
                     ready(&mut out, st);
                     self.send(&out).await?;
                 }
@@ -769,6 +918,12 @@ impl<S: WireSession> Conn<S> {
     }
 
     async fn simple_query(&mut self, sql: String) -> std::io::Result<()> {
+        // A simple Query drops the unnamed portal (PostgreSQL).
+        let mut pre = Vec::new();
+        self.close_portal("", &mut pre).await?;
+        if !pre.is_empty() {
+            self.w.write_all(&pre).await?;
+        }
         let outcome = self
             .session
             .call(move |s| {
@@ -842,11 +997,22 @@ impl<S: WireSession> Conn<S> {
                         return Simple::Done(out);
                     }
                 }
-                match s.execute(&sql) {
-                    Ok(results) => {
+                let r = s.execute_streaming(&sql);
+                notices(&mut out, s);
+                match r {
+                    Ok(Executed { results, stream: None }) => {
                         for r in &results {
                             encode_result(&mut out, r, s);
                         }
+                    }
+                    Ok(Executed { mut results, stream: Some(id) }) => {
+                        let last = results.pop().unwrap_or_else(|| QueryResult::command(""));
+                        for r in &results {
+                            encode_result(&mut out, r, s);
+                        }
+                        row_description(&mut out, &last.columns, &[]);
+                        data_rows(&mut out, &last.columns, &last.rows, &[], &s.time_zone());
+                        return Simple::Stream(out, id, last.columns);
                     }
                     Err(e) => error_response(&mut out, "ERROR", &e),
                 }
@@ -855,11 +1021,96 @@ impl<S: WireSession> Conn<S> {
             .await?;
         let mut out = match outcome {
             Simple::Done(out) => out,
+            Simple::Stream(mut out, id, columns) => {
+                self.pump(id, Arc::new(columns), Arc::new(Vec::new()), None, &mut out)
+                    .await?;
+                out
+            }
             Simple::CopyIn(stmt, ncols, _csv) => self.copy_in(*stmt, ncols).await?,
         };
         let st = self.status().await?;
         ready(&mut out, st);
         self.send(&out).await
+    }
+
+    /// Drop portal `name` (if it exists), closing its open stream; the close's notices and error
+    /// go to `out`.
+    async fn close_portal(&mut self, name: &str, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let Some(p) = self.portals.remove(name) else {
+            return Ok(());
+        };
+        if let Some(id) = p.stream {
+            let bytes = self
+                .session
+                .call(move |s| {
+                    let mut o = Vec::new();
+                    let r = s.close_stream(id);
+                    notices(&mut o, s);
+                    if let Err(e) = r {
+                        error_response(&mut o, "ERROR", &e);
+                    }
+                    o
+                })
+                .await?;
+            out.extend_from_slice(&bytes);
+        }
+        Ok(())
+    }
+
+    /// Send the rows of stream `id` as DataRow messages (text or binary per `formats`) as they
+    /// arrive, until the stream ends (then its CommandComplete, or an ErrorResponse) or `limit`
+    /// rows went out. `out` (messages not sent yet) is written first; every batch is written to
+    /// the socket before the next is fetched, so at most one batch is held here.
+    async fn pump(
+        &mut self,
+        id: u64,
+        columns: Arc<Vec<(String, DataType)>>,
+        formats: Arc<Vec<i16>>,
+        limit: Option<usize>,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<Pumped> {
+        let mut left = limit;
+        loop {
+            self.w.write_all(out).await?;
+            out.clear();
+            if left == Some(0) {
+                return Ok(Pumped::Suspended);
+            }
+            let max = left.unwrap_or(usize::MAX);
+            let (cols, fmts) = (Arc::clone(&columns), Arc::clone(&formats));
+            let (bytes, got) = self
+                .session
+                .call(move |s| {
+                    let mut o = Vec::new();
+                    let r = s.fetch(id, max);
+                    notices(&mut o, s);
+                    let got = match r {
+                        Ok(Fetched::Rows(rows)) => {
+                            data_rows(&mut o, &cols, &rows, &fmts, &s.time_zone());
+                            Ok(rows.len())
+                        }
+                        Ok(Fetched::Done(tag)) => {
+                            command_complete(&mut o, &tag);
+                            Err(Pumped::Ended)
+                        }
+                        Err(e) => {
+                            error_response(&mut o, "ERROR", &e);
+                            Err(Pumped::Failed)
+                        }
+                    };
+                    (o, got)
+                })
+                .await?;
+            out.extend_from_slice(&bytes);
+            match got {
+                Ok(n) => {
+                    if let Some(l) = &mut left {
+                        *l = l.saturating_sub(n.max(1));
+                    }
+                }
+                Err(end) => return Ok(end),
+            }
+        }
     }
 
     /// The copy-in sub-protocol: CopyInResponse, then CopyData until CopyDone or CopyFail.
@@ -1055,6 +1306,7 @@ impl<S: WireSession> Conn<S> {
                         result: None,
                         sent: 0,
                         done: false,
+                        stream: None,
                     },
                 );
                 Msg::new(b'2').finish(out);
@@ -1095,7 +1347,7 @@ impl<S: WireSession> Conn<S> {
                     }
                     return Ok(Ok(()));
                 }
-                if let Err(e) = self.run_portal(&name).await? {
+                if let Err(e) = self.run_portal(&name, out).await? {
                     return Ok(Err(e));
                 }
                 let p = &self.portals[&name];
@@ -1117,8 +1369,15 @@ impl<S: WireSession> Conn<S> {
                 if self.copy_portal(&name, out).await? {
                     return Ok(Ok(()));
                 }
-                if let Err(e) = self.run_portal(&name).await? {
+                if let Err(e) = self.run_portal(&name, out).await? {
                     return Ok(Err(e));
+                }
+                if self
+                    .portals
+                    .get(&name)
+                    .is_some_and(|p| p.stream.is_some() && !p.done)
+                {
+                    return self.execute_stream(&name, max_rows, out).await;
                 }
                 let p = self.portals.get_mut(&name).expect("run_portal checked it");
                 if p.done {
@@ -1152,13 +1411,15 @@ impl<S: WireSession> Conn<S> {
                             let rows = &r.rows[skip..];
                             match limit {
                                 Some(l) if rows.len() > l => {
-                                    data_rows(&mut o, &r.columns, &rows[..l], &formats, s);
+                                    let tz = s.time_zone();
+                                    data_rows(&mut o, &r.columns, &rows[..l], &formats, &tz);
                                     Msg::new(b's').finish(&mut o);
                                     now_sent = skip + l;
                                     done = false;
                                 }
                                 _ => {
-                                    data_rows(&mut o, &r.columns, rows, &formats, s);
+                                    let tz = s.time_zone();
+                                    data_rows(&mut o, &r.columns, rows, &formats, &tz);
                                     command_complete(&mut o, &r.tag);
                                 }
                             }
@@ -1181,7 +1442,7 @@ impl<S: WireSession> Conn<S> {
                 if kind == b'S' {
                     self.statements.remove(&name);
                 } else {
-                    self.portals.remove(&name);
+                    self.close_portal(&name, out).await?;
                 }
                 Msg::new(b'3').finish(out);
                 Ok(Ok(()))
@@ -1233,8 +1494,82 @@ impl<S: WireSession> Conn<S> {
         Ok(true)
     }
 
-    /// Run portal `name` unless it already ran.
-    async fn run_portal(&mut self, name: &str) -> std::io::Result<Result<(), PgError>> {
+    /// Execute of a portal whose result streams: the rows held first, then the stream's, at most
+    /// `max_rows` (> 0) of them (then PortalSuspended), else to the end (CommandComplete).
+    async fn execute_stream(
+        &mut self,
+        name: &str,
+        max_rows: i32,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<Result<(), PgError>> {
+        let Some(p) = self.portals.get_mut(name) else {
+            return Ok(Ok(()));
+        };
+        let Some(id) = p.stream else {
+            return Ok(Ok(()));
+        };
+        let mut limit = (max_rows > 0).then_some(max_rows as usize);
+        let formats = Arc::new(p.formats.clone());
+        let mut result = p
+            .result
+            .take()
+            .and_then(|mut r| r.pop())
+            .unwrap_or_else(|| QueryResult::command(""));
+        let held = std::mem::take(&mut result.rows);
+        let skip = p.sent.min(held.len());
+        let mut held = held.into_iter().skip(skip).collect::<Vec<_>>();
+        let now = match limit {
+            Some(l) if l < held.len() => {
+                let rest = held.split_off(l);
+                std::mem::replace(&mut held, rest)
+            }
+            _ => std::mem::take(&mut held),
+        };
+        if let Some(l) = &mut limit {
+            *l -= now.len();
+        }
+        let columns = Arc::new(result.columns.clone());
+        if !now.is_empty() {
+            let tz = self.session.call(|s| s.time_zone()).await?;
+            data_rows(out, &columns, &now, &formats, &tz);
+        }
+        let outcome = if !held.is_empty() {
+            // The limit was reached within the rows held here.
+            Msg::new(b's').finish(out);
+            Pumped::Suspended
+        } else {
+            let r = self.pump(id, columns, formats, limit, out).await?;
+            if let Pumped::Suspended = r {
+                Msg::new(b's').finish(out);
+            }
+            r
+        };
+        let p = self.portals.get_mut(name).expect("present");
+        result.rows = held;
+        p.result = Some(vec![result]);
+        p.sent = 0;
+        match outcome {
+            Pumped::Suspended => {}
+            Pumped::Ended => {
+                p.stream = None;
+                p.done = true;
+            }
+            Pumped::Failed => {
+                p.stream = None;
+                p.done = true;
+                // The ErrorResponse went out: skip to Sync like any extended-protocol error.
+                self.skip_to_sync = true;
+            }
+        }
+        Ok(Ok(()))
+    }
+
+    /// Run portal `name` unless it already ran; its notices go to `out`.
+    async fn run_portal(
+        &mut self,
+        name: &str,
+        out: &mut Vec<u8>,
+    ) -> std::io::Result<Result<(), PgError>> {
         let Some(p) = self.portals.get(name) else {
             return Ok(Err(PgError::new(
                 SqlState::InvalidCursorName,
@@ -1245,20 +1580,30 @@ impl<S: WireSession> Conn<S> {
             return Ok(Ok(()));
         }
         let sql = p.sql.clone();
-        let r = self
+        let (r, bytes) = self
             .session
             .call(move |s| {
                 if sql.trim().trim_matches(';').trim().is_empty() {
-                    Ok(Vec::new())
-                } else {
-                    s.execute(&sql)
+                    return (
+                        Ok(Executed {
+                            results: Vec::new(),
+                            stream: None,
+                        }),
+                        Vec::new(),
+                    );
                 }
+                let r = s.execute_streaming(&sql);
+                let mut o = Vec::new();
+                notices(&mut o, s);
+                (r, o)
             })
             .await?;
+        out.extend_from_slice(&bytes);
         match r {
-            Ok(rs) => {
+            Ok(ex) => {
                 if let Some(p) = self.portals.get_mut(name) {
-                    p.result = Some(rs);
+                    p.result = Some(ex.results);
+                    p.stream = ex.stream;
                 }
                 Ok(Ok(()))
             }

@@ -399,6 +399,17 @@ pub(crate) struct Exec<'a> {
     /// The statement's cancel flag (a CancelRequest or statement_timeout sets it): the streaming
     /// executor checks it between batches and fails with 57014.
     cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
+    /// NOTICEs the statement reported (`... does not exist, skipping`), collected by the session.
+    pub(crate) notices: RefCell<Vec<pgxc_common::error::Notice>>,
+}
+
+/// A NOTICE with SQLSTATE `code` (PostgreSQL's `ereport(NOTICE, errcode(code), ...)`).
+fn notice_with(code: SqlState, message: String) -> pgxc_common::error::Notice {
+    pgxc_common::error::Notice {
+        severity: pgxc_common::error::NoticeSeverity::Notice,
+        code,
+        message,
+    }
 }
 
 /// A cursor's base table and the tid of each of its rows (see [`Exec::cursor_query`]).
@@ -472,6 +483,7 @@ impl<'a> Exec<'a> {
             created_seqs: RefCell::new(Vec::new()),
             tid_scan: std::cell::Cell::new(false),
             cancel: None,
+            notices: RefCell::new(Vec::new()),
         }
     }
 
@@ -826,6 +838,10 @@ impl<'a> Exec<'a> {
         let (_, n) = split_name(name);
         if self.schema_exists(&n)? {
             if if_not_exists {
+                self.notify(notice_with(
+                    SqlState::DuplicateSchema,
+                    format!("schema \"{n}\" already exists, skipping"),
+                ));
                 return Ok(QueryResult::command("CREATE SCHEMA"));
             }
             return Err(err(
@@ -858,6 +874,9 @@ impl<'a> Exec<'a> {
             let (_, s) = split_name(n);
             let Some((tid, _)) = self.schemas()?.into_iter().find(|(_, x)| *x == s) else {
                 if if_exists {
+                    self.notify(pgxc_common::error::Notice::info(format!(
+                        "schema \"{s}\" does not exist, skipping"
+                    )));
                     continue;
                 }
                 return Err(err(
@@ -973,12 +992,18 @@ impl<'a> Exec<'a> {
                     ..
                 } => {
                     let (schema, n) = split_name(name);
-                    self.create_seq(
+                    let created = self.create_seq(
                         &format!("{schema}.{n}"),
                         &DataType::Int8,
                         sequence_options,
                         *if_not_exists,
                     )?;
+                    if !created {
+                        self.notify(notice_with(
+                            SqlState::DuplicateTable,
+                            format!("relation \"{n}\" already exists, skipping"),
+                        ));
+                    }
                     Ok(QueryResult::command("CREATE SEQUENCE"))
                 }
                 S::Drop {
@@ -1054,11 +1079,20 @@ impl<'a> Exec<'a> {
 
     // ---- DDL ----
 
+    /// Report a NOTICE/WARNING with the statement's result.
+    pub(crate) fn notify(&self, n: pgxc_common::error::Notice) {
+        self.notices.borrow_mut().push(n);
+    }
+
     fn create_table(&self, c: &ast::CreateTable) -> Result<QueryResult, PgError> {
         let (_, name) = split_name(&c.name);
         let schema = self.creation_schema(&c.name)?;
         if self.find_table_opt(&c.name)?.is_some() {
             if c.if_not_exists {
+                self.notify(notice_with(
+                    SqlState::DuplicateTable,
+                    format!("relation \"{name}\" already exists, skipping"),
+                ));
                 return Ok(QueryResult::command("CREATE TABLE"));
             }
             return Err(err(
@@ -1493,6 +1527,10 @@ impl<'a> Exec<'a> {
                 .iter()
                 .any(|(_, t)| t.indexes.iter().any(|i| i.name == name))
         {
+            self.notify(notice_with(
+                SqlState::DuplicateTable,
+                format!("relation \"{name}\" already exists, skipping"),
+            ));
             return Ok(QueryResult::command("CREATE INDEX"));
         }
         if is_expr {
@@ -1530,7 +1568,13 @@ impl<'a> Exec<'a> {
                             ))
                         }
                         Some(t) => found.push(t),
-                        None if if_exists => {}
+                        None if if_exists => {
+                            self.notify(pgxc_common::error::Notice::info(format!(
+                                "{} \"{}\" does not exist, skipping",
+                                if want_view { "view" } else { "table" },
+                                split_name(n).1
+                            )));
+                        }
                         None => {
                             return Err(err(
                                 SqlState::UndefinedTable,
@@ -1633,7 +1677,11 @@ impl<'a> Exec<'a> {
                             }
                             self.put_catalog(Some(tid), &def)?;
                         }
-                        None if if_exists => {}
+                        None if if_exists => {
+                            self.notify(pgxc_common::error::Notice::info(format!(
+                                "index \"{iname}\" does not exist, skipping"
+                            )));
+                        }
                         None => {
                             return Err(err(
                                 SqlState::UndefinedObject,
@@ -1648,11 +1696,16 @@ impl<'a> Exec<'a> {
                 for n in names {
                     let (schema, name) = split_name(n);
                     let key = format!("{schema}.{name}");
-                    if !self.eng.drop_sequence(&key)? && !if_exists {
-                        return Err(err(
-                            SqlState::UndefinedTable,
-                            format!("sequence \"{name}\" does not exist"),
-                        ));
+                    if !self.eng.drop_sequence(&key)? {
+                        if !if_exists {
+                            return Err(err(
+                                SqlState::UndefinedTable,
+                                format!("sequence \"{name}\" does not exist"),
+                            ));
+                        }
+                        self.notify(pgxc_common::error::Notice::info(format!(
+                            "sequence \"{name}\" does not exist, skipping"
+                        )));
                     }
                 }
                 Ok(QueryResult::command("DROP SEQUENCE"))
