@@ -230,6 +230,45 @@ pub fn remote_scans(
     out
 }
 
+/// The plan of a remote group query (`Data Node Scan on "__REMOTE_GROUP_QUERY__"` under the
+/// coordinator's final step) with its partial columns (`pgxc_g0`, `pgxc_p0`, ...) named by
+/// the expressions the datanodes compute, in XC's shape: the scan's `Output: tab1.val2,
+/// sum(tab1.val)`, the final step's `Output: tab1.val2, sum((sum(tab1.val)))`.
+/// `names` pairs each partial column with its expression.
+pub fn name_partials(lines: Vec<String>, names: &[(String, String)]) -> Vec<String> {
+    // Longest names first: `pgxc_p1` must not rename the start of `pgxc_p12`.
+    let mut names: Vec<&(String, String)> = names.iter().collect();
+    names.sort_by_key(|(n, _)| std::cmp::Reverse(n.len()));
+    let mut scan_output = false;
+    lines
+        .into_iter()
+        .map(|l| {
+            let is_scan_output = scan_output && l.trim_start().starts_with("Output: ");
+            if l.contains("Data Node Scan on \"__REMOTE_GROUP_QUERY__\"") {
+                scan_output = true;
+            } else if is_scan_output || l.trim_start().starts_with("->") {
+                scan_output = false;
+            }
+            if l.trim_start().starts_with("Remote query: ") {
+                return l;
+            }
+            let mut l = l;
+            for (n, e) in &names {
+                let simple = e
+                    .chars()
+                    .all(|c| c.is_alphanumeric() || c == '_' || c == '.');
+                let with = if is_scan_output || simple {
+                    e.clone()
+                } else {
+                    format!("({e})")
+                };
+                l = l.replace(n.as_str(), &with);
+            }
+            l
+        })
+        .collect()
+}
+
 /// `output` (an EXPLAIN target list) with every bare column name of `columns` qualified by
 /// `alias`, as XC prints a single table's columns (`tab1.val`): identifiers outside string
 /// literals, not already qualified, not function names.

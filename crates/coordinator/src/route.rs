@@ -137,7 +137,7 @@ fn literal(e: &Expr) -> Option<String> {
 }
 
 /// Aggregate function names whose presence makes a query need a coordinator step.
-const AGGREGATES: &[&str] = &[
+pub(crate) const AGGREGATES: &[&str] = &[
     "count",
     "sum",
     "avg",
@@ -549,7 +549,7 @@ pub struct ScanFilter {
 
 /// Whether `e` is made only of column references, constants and operators that evaluate the same
 /// on a datanode as on the coordinator (no functions, subqueries, aggregates or parameters).
-fn portable(e: &Expr) -> bool {
+pub(crate) fn portable(e: &Expr) -> bool {
     let mut ok = true;
     let _ = ast::visit_expressions(e, |x| {
         ok &= matches!(

@@ -52,6 +52,25 @@ use crate::node::{
 };
 use crate::route;
 
+// Result streaming of shipped SELECTs (a child module: it drives this session's transaction).
+#[path = "distjoin.rs"]
+mod distjoin;
+#[path = "stream.rs"]
+pub mod stream;
+
+/// XC's ALTER TABLE redistribution (a child module: it drives this session's transaction).
+#[path = "redistribute.rs"]
+pub mod redistribute;
+
+/// Remote group query: partial aggregation on the datanodes, the final step here (a child module:
+/// it runs on this session's transaction).
+#[path = "remote_group.rs"]
+mod remote_group;
+
+/// ORDER BY and LIMIT pushed under one table's remote scans (a child module, as above).
+#[path = "remote_sort.rs"]
+mod remote_sort;
+
 /// The explicit transaction block, if any.
 #[derive(Debug)]
 struct Block {
@@ -110,6 +129,14 @@ enum SelectRoute {
     /// rest of the statement runs over that table (XC's pushed-down join under a coordinator
     /// Sort/Aggregate).
     Joined(JoinedRemote),
+    /// A join that is not colocated, run on the datanodes after moving rows (`distjoin`).
+    Distributed(distjoin::DistJoin),
+    /// Aggregation split into a partial query on every node and the final step here (XC's
+    /// `__REMOTE_GROUP_QUERY__`, `remote_group`).
+    Grouped(remote_group::GroupedRemote),
+    /// One table read with the statement's ORDER BY and/or LIMIT bound pushed to every node,
+    /// sorted and limited here (`remote_sort`).
+    Sorted(remote_sort::SortedRemote),
 }
 
 /// The pieces of [`SelectRoute::Joined`].
@@ -144,6 +171,8 @@ pub struct CoordSession {
     switches: Switches,
     /// This session's id in its process (tracing spans carry it).
     id: u64,
+    /// Open result streams and `pgxc.remote_fetch_size` (`stream.rs`).
+    streams: stream::Streams,
 }
 
 /// The next [`CoordSession`] id.
@@ -161,6 +190,13 @@ struct Switches {
     /// `enable_remotegroup`: run plain aggregates on the datanodes and combine the partial
     /// results here. Off: the aggregate is evaluated here over the rows.
     remote_group: bool,
+    /// `enable_remotejoin`: run joins on the datanodes (colocated joins shipped whole). Off: every
+    /// join is evaluated here over remote scans of its tables.
+    remote_join: bool,
+    /// `enable_remotesort`: push ORDER BY to the datanodes (merged here). Off: sorted here.
+    remote_sort: bool,
+    /// `enable_remotelimit`: push LIMIT/OFFSET to the datanodes as a bound. Off: applied here.
+    remote_limit: bool,
 }
 
 impl Default for Switches {
@@ -168,6 +204,9 @@ impl Default for Switches {
         Switches {
             fqs: true,
             remote_group: true,
+            remote_join: true,
+            remote_sort: true,
+            remote_limit: true,
         }
     }
 }
@@ -200,6 +239,9 @@ impl Switches {
         match name.as_str() {
             "enable_fast_query_shipping" => self.fqs = on,
             "enable_remotegroup" => self.remote_group = on,
+            "enable_remotejoin" => self.remote_join = on,
+            "enable_remotesort" => self.remote_sort = on,
+            "enable_remotelimit" => self.remote_limit = on,
             _ => {}
         }
     }
@@ -368,6 +410,7 @@ impl CoordSession {
             switches: Switches::default(),
             id: NEXT_SESSION_ID.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
             mistakes: Mistakes::default(),
+            streams: stream::Streams::default(),
         })
     }
 
@@ -410,12 +453,19 @@ impl CoordSession {
             }
         };
         let mut out = Vec::new();
-        for st in stmts {
+        let n = stmts.len();
+        for (i, st) in stmts.into_iter().enumerate() {
             let control = matches!(st.statement, Statement::Transaction(_));
+            self.streams.last_statement = i + 1 == n;
             // Boxed: the statement futures are large; keep them off the caller's stack.
             match Box::pin(self.one(st)).await {
                 Ok(r) => {
-                    if !control && self.block.is_none() && self.txn.is_some() {
+                    // An open result stream keeps the implicit transaction until it ends.
+                    if !control
+                        && self.block.is_none()
+                        && self.txn.is_some()
+                        && !self.stream_holds_transaction()
+                    {
                         self.commit_txn().await?;
                     }
                     out.push(r);
@@ -457,6 +507,9 @@ impl CoordSession {
         match &st.statement {
             Statement::Transaction(t) => Box::pin(self.transaction(t.clone())).await,
             Statement::Set(_) | Statement::Reset(_) | Statement::Show(_) => {
+                if let Some(r) = self.fetch_size_setting(&st.statement)? {
+                    return Ok(r);
+                }
                 let r = self.local_exec(&st.text, false).await?;
                 self.switches.note(&st.statement);
                 Ok(r)
@@ -503,7 +556,10 @@ impl CoordSession {
                 self.drop_tables(&st.text, &names).await
             }
             Statement::Vacuum(_) => Ok(QueryResult::command("VACUUM")),
-            Statement::Analyze(_) => Ok(QueryResult::command("ANALYZE")),
+            Statement::Analyze(v) => {
+                let v = v.clone();
+                Box::pin(self.analyze(&v)).await
+            }
             Statement::Checkpoint => Ok(QueryResult::command("CHECKPOINT")),
             Statement::CleanConnection(_) => {
                 self.coord.clean_connections();
@@ -541,8 +597,16 @@ impl CoordSession {
                 let (name, if_exists) = (parser::normalize_ident(name), *if_exists);
                 self.drop_node_group(&name, if_exists).await
             }
-            Statement::AlterTableDistribution { .. }
-            | Statement::CreateBarrier { .. }
+            Statement::AlterTableDistribution {
+                table,
+                if_exists,
+                actions,
+                ..
+            } => {
+                let (table, if_exists, actions) = (table.clone(), *if_exists, actions.clone());
+                self.alter_distribution(&table, if_exists, &actions).await
+            }
+            Statement::CreateBarrier { .. }
             | Statement::PauseCluster
             | Statement::UnpauseCluster => Err(unsupported("this cluster statement")),
             _ => self.ddl(&st.text).await,
@@ -555,6 +619,7 @@ impl CoordSession {
         match t {
             TransactionStmt::Begin { modes } => {
                 if self.block.is_some() {
+                    stream::warn(SqlState::ActiveSqlTransaction);
                     return Ok(QueryResult::command("BEGIN"));
                 }
                 let mut iso = DnIsolation::ReadCommitted;
@@ -579,6 +644,9 @@ impl CoordSession {
             }
             TransactionStmt::Commit { .. } => {
                 let failed = self.in_failed_transaction();
+                if self.block.is_none() {
+                    stream::warn(SqlState::NoActiveSqlTransaction);
+                }
                 self.block = None;
                 if failed {
                     self.rollback_txn().await;
@@ -588,6 +656,9 @@ impl CoordSession {
                 Ok(QueryResult::command("COMMIT"))
             }
             TransactionStmt::Rollback { .. } => {
+                if self.block.is_none() {
+                    stream::warn(SqlState::NoActiveSqlTransaction);
+                }
                 self.block = None;
                 self.rollback_txn().await;
                 Ok(QueryResult::command("ROLLBACK"))
@@ -949,16 +1020,37 @@ impl CoordSession {
             b
         });
         txn.local_begun = true;
-        self.local
-            .call(move |s| {
-                s.direct(Some(directed));
-                if let Some(b) = begin {
-                    s.execute(&b)?;
-                }
-                s.execute(&sql)
-            })
-            .await
-            .map_err(io_err)?
+        // Under madsim the catalog engine has no thread to block: a statement that meets a lock
+        // waits on this task (`Session::execute_async`) instead.
+        #[cfg(madsim)]
+        let r = self
+            .local
+            .execute_async(
+                move |s| {
+                    s.direct(Some(directed));
+                    if let Some(b) = begin {
+                        s.execute(&b)?;
+                    }
+                    Ok(())
+                },
+                &sql,
+            )
+            .await;
+        #[cfg(not(madsim))]
+        let r = {
+            // The catalog's NOTICEs go to the client with the datanodes' (`stream.rs`).
+            let ctx = pgxc_datanode::client::CallContext::current();
+            self.local
+                .call(move |s| {
+                    s.direct(Some(directed));
+                    if let Some(b) = begin {
+                        s.execute(&b)?;
+                    }
+                    stream::execute_noting(s, &sql, ctx.as_deref())
+                })
+                .await
+        };
+        r.map_err(io_err)?
     }
 
     /// The placement of table `name` (and its columns) as this transaction sees the catalog, or
@@ -1135,6 +1227,9 @@ impl CoordSession {
             SelectRoute::Local => self.local_exec(text, true).await,
             SelectRoute::Evaluate(placed) => Box::pin(self.evaluate_here(text, &placed)).await,
             SelectRoute::Joined(j) => Box::pin(self.evaluate_joined(&j)).await,
+            SelectRoute::Distributed(d) => Box::pin(self.run_dist_join(&d)).await,
+            SelectRoute::Grouped(g) => Box::pin(self.evaluate_grouped(&g)).await,
+            SelectRoute::Sorted(r) => Box::pin(self.evaluate_sorted(text, &r)).await,
             SelectRoute::Combine(nodes, comb) => {
                 let mut parts = Vec::new();
                 for node in nodes {
@@ -1144,25 +1239,8 @@ impl CoordSession {
                 }
                 combine_aggregates(parts, &comb)
             }
-            SelectRoute::Ship(nodes) => {
-                let mut out: Option<QueryResult> = None;
-                let several = nodes.len() > 1;
-                for node in nodes {
-                    let r = self.node_exec(&node, text).await?;
-                    let Some(r) = r.into_iter().last() else {
-                        continue;
-                    };
-                    match &mut out {
-                        None => out = Some(to_qr(r)),
-                        Some(o) => o.rows.extend(r.rows),
-                    }
-                }
-                let mut o = out.ok_or_else(|| internal("no result from datanode"))?;
-                if several {
-                    o.tag = format!("SELECT {}", o.rows.len());
-                }
-                Ok(o)
-            }
+            // Batched, and streamed to the client when it asked (`stream.rs`).
+            SelectRoute::Ship(nodes) => Box::pin(self.ship(text, nodes)).await,
         }
     }
 
@@ -1218,11 +1296,23 @@ impl CoordSession {
                             return Ok(SelectRoute::Ship(nodes));
                         }
                     }
+                    let table: JoinTable = (names.clone(), p.columns.clone());
+                    if let Some(r) = self.group_route(q, &[table], nodes.clone()).await? {
+                        return Ok(r);
+                    }
+                    if let Some(r) = self.sort_route(q, &p, &names, &nodes) {
+                        return Ok(r);
+                    }
                 }
             }
         }
-        if let Some(r) = self.join_route(q, preferred.as_deref()).await? {
-            return Ok(r);
+        if self.switches.remote_join {
+            if let Some(r) = self.join_route(q, preferred.as_deref()).await? {
+                return Ok(r);
+            }
+            if let Some(r) = self.dist_join_route(q).await? {
+                return Ok(r);
+            }
         }
         self.evaluate_route(q, placed).await
     }
@@ -1367,6 +1457,21 @@ impl CoordSession {
             nodes.retain(|n| t.contains(n));
         }
         let nodes: Vec<String> = nodes.iter().map(|&i| base.nodes[i].clone()).collect();
+        // An aggregate over the join: partial aggregation on its nodes, the final step here.
+        if nodes.len() > 1
+            && !route::concat_safe(q)
+            && route::combinable_aggregates_joined(q)
+                .filter(|_| self.switches.remote_group)
+                .is_none()
+        {
+            let cols: Vec<JoinTable> = occ
+                .iter()
+                .map(|(p, names)| (names.clone(), p.columns.clone()))
+                .collect();
+            if let Some(r) = self.group_route(q, &cols, nodes.clone()).await? {
+                return Ok(Some(r));
+            }
+        }
         Ok(match nodes.len() {
             0 => None,
             1 => Some(SelectRoute::Ship(nodes)),
@@ -1460,6 +1565,9 @@ impl CoordSession {
                         .map(|l| l.replace(JOINED_TABLE, "\"__REMOTE_JOIN_QUERY__\""))
                         .collect()
                 }
+                SelectRoute::Grouped(g) => self.explain_grouped(&g, o).await?,
+                SelectRoute::Sorted(r) => self.explain_sorted(&remote, &r, o).await?,
+                SelectRoute::Distributed(d) => self.explain_dist_join(q, &d, o).await?,
             },
             S::Update(u) => match self.update_target(u).await? {
                 None => return self.local_exec(text, true).await,

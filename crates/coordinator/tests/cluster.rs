@@ -674,7 +674,66 @@ async fn explain_shows_xc_plan_shapes() {
             "        Remote query: SELECT count(*), max(val) FROM tab1",
         ]
     );
-    // Evaluated here: the coordinator's plan over remote scans of each table.
+    // GROUP BY a non-distribution column: partial aggregation on the datanodes, the final step
+    // here (XC's remote group query).
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT val2, sum(val) FROM tab1 GROUP BY val2"
+        )
+        .await,
+        vec![
+            "HashAggregate",
+            "  Output: tab1.val2, sum((sum(tab1.val)))",
+            "  Group Key: tab1.val2",
+            "  ->  Data Node Scan on \"__REMOTE_GROUP_QUERY__\"",
+            "        Output: tab1.val2, sum(tab1.val)",
+            "        Node/s: dn1, dn2",
+            "        Remote query: SELECT val2 AS pgxc_g0, sum(val) AS pgxc_p0 FROM tab1 GROUP BY val2",
+        ]
+    );
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT val2, count(DISTINCT val), avg(val) FROM tab1 \
+             GROUP BY val2 ORDER BY 2 DESC LIMIT 3"
+        )
+        .await,
+        // DISTINCT aggregates: the nodes group by the argument too (deduplicating it), the
+        // coordinator counts the distinct values; avg from the partial sums and counts.
+        vec![
+            "Limit",
+            "  Output: tab1.val2, count(DISTINCT tab1.val), (sum((sum(tab1.val))) / \
+             NULLIF((sum((count(tab1.val))) = (0)::numeric), sum((count(tab1.val)))))",
+            "  ->  Sort",
+            "        Sort Key: count(DISTINCT tab1.val) DESC",
+            "        ->  HashAggregate",
+            "              Output: tab1.val2, count(DISTINCT tab1.val), sum((sum(tab1.val))), \
+             sum((count(tab1.val)))",
+            "              Group Key: tab1.val2",
+            "              ->  Data Node Scan on \"__REMOTE_GROUP_QUERY__\"",
+            "                    Output: tab1.val2, sum(tab1.val), count(tab1.val), tab1.val",
+            "                    Node/s: dn1, dn2",
+            "                    Remote query: SELECT val2 AS pgxc_g0, sum(val) AS pgxc_p0, \
+             count(val) AS pgxc_p1, val AS pgxc_d0 FROM tab1 GROUP BY val2, val",
+        ]
+    );
+    // The seed's aggregation on a replicated table: shipped whole to one node.
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT sum(val) FROM rep GROUP BY val2"
+        )
+        .await,
+        vec![
+            fqs,
+            "  Output: sum(rep.val)",
+            "  Node/s: dn1",
+            "  Remote query: SELECT sum(val) FROM rep GROUP BY val2",
+        ]
+    );
+    // With enable_remotegroup off: evaluated here over a remote scan of the table.
+    q(&mut s, "SET enable_remotegroup = off").await;
     assert_eq!(
         plan(
             &mut s,
@@ -691,6 +750,97 @@ async fn explain_shows_xc_plan_shapes() {
             "        Remote query: SELECT \"val\", \"val2\" FROM public.tab1",
         ]
     );
+    q(&mut s, "RESET enable_remotegroup").await;
+    // ORDER BY and LIMIT pushed under the remote scan (each node's first limit + offset rows
+    // in order), sorted and limited here; each switch keeps its part here.
+    let sorted = "EXPLAIN (COSTS OFF, VERBOSE) SELECT val FROM tab1 t ORDER BY val2 DESC, 1 LIMIT 2 OFFSET 1";
+    assert_eq!(
+        plan(&mut s, sorted).await,
+        vec![
+            "Limit",
+            "  Output: val, val2",
+            "  ->  Sort",
+            "        Sort Key: val2 DESC, val",
+            "        ->  Data Node Scan on tab1 t",
+            "              Output: val, val2",
+            "              Node/s: dn1, dn2",
+            "              Remote query: SELECT \"val\", \"val2\" FROM public.tab1 AS \"t\" \
+             ORDER BY val2 DESC, val LIMIT 3",
+        ]
+    );
+    q(&mut s, "SET enable_remotelimit = off").await;
+    assert_eq!(
+        plan(&mut s, sorted).await,
+        vec![
+            "Limit",
+            "  Output: val, val2",
+            "  ->  Sort",
+            "        Sort Key: val2 DESC, val",
+            "        ->  Data Node Scan on tab1 t",
+            "              Output: val, val2",
+            "              Node/s: dn1, dn2",
+            "              Remote query: SELECT \"val\", \"val2\" FROM public.tab1 AS \"t\" \
+             ORDER BY val2 DESC, val",
+        ]
+    );
+    q(&mut s, "SET enable_remotesort = off").await;
+    assert_eq!(
+        plan(&mut s, sorted).await,
+        vec![
+            "Limit",
+            "  Output: val, val2",
+            "  ->  Sort",
+            "        Sort Key: val2 DESC, val",
+            "        ->  Data Node Scan on tab1 t",
+            "              Output: val, val2",
+            "              Node/s: dn1, dn2",
+            "              Remote query: SELECT \"val\", \"val2\" FROM public.tab1",
+        ]
+    );
+    q(&mut s, "RESET enable_remotesort").await;
+    q(&mut s, "RESET enable_remotelimit").await;
+    // The seed's join on the distribution key: shipped whole; with enable_remotejoin off,
+    // joined here over remote scans.
+    q(
+        &mut s,
+        "CREATE TABLE tab2 (val int, val2 int) DISTRIBUTE BY HASH (val)",
+    )
+    .await;
+    let join = "EXPLAIN (COSTS OFF) SELECT * FROM tab1, tab2 WHERE tab1.val = tab2.val";
+    assert_eq!(plan(&mut s, join).await, vec![fqs, "  Node/s: dn1, dn2"]);
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT tab1.val2, count(*) FROM tab1, tab2 \
+             WHERE tab1.val = tab2.val GROUP BY tab1.val2"
+        )
+        .await,
+        // A colocated join grouped by a non-key column: joined and partially aggregated on the
+        // datanodes, finished here.
+        vec![
+            "HashAggregate",
+            "  Output: tab1.val2, sum((count(*)))",
+            "  Group Key: tab1.val2",
+            "  ->  Data Node Scan on \"__REMOTE_GROUP_QUERY__\"",
+            "        Output: tab1.val2, count(*)",
+            "        Node/s: dn1, dn2",
+            "        Remote query: SELECT tab1.val2 AS pgxc_g0, count(*) AS pgxc_p0 FROM tab1, tab2 \
+             WHERE tab1.val = tab2.val GROUP BY tab1.val2",
+        ]
+    );
+    q(&mut s, "SET enable_remotejoin = off").await;
+    assert_eq!(
+        plan(&mut s, join).await,
+        vec![
+            "Nested Loop",
+            "  Join Filter: (tab1.val = tab2.val)",
+            "  ->  Data Node Scan on tab1",
+            "        Node/s: dn1, dn2",
+            "  ->  Data Node Scan on tab2",
+            "        Node/s: dn1, dn2",
+        ]
+    );
+    q(&mut s, "RESET enable_remotejoin").await;
     assert_eq!(
         plan(
             &mut s,
@@ -700,13 +850,15 @@ async fn explain_shows_xc_plan_shapes() {
         // Joined with a replicated table that every node holds: shipped whole (XC's rule).
         vec![fqs, "  Node/s: dn1, dn2"]
     );
+    // Not on the key, with enable_remotejoin off (on: the rows are redistributed between the
+    // datanodes, `tests/distjoin.rs`): joined here over two remote scans.
+    q(&mut s, "SET enable_remotejoin = off").await;
     assert_eq!(
         plan(
             &mut s,
             "EXPLAIN (COSTS OFF) SELECT * FROM tab1 a, tab1 b WHERE a.val2 = b.val2"
         )
         .await,
-        // Not on the key: joined here over two remote scans.
         vec![
             "Nested Loop",
             "  Join Filter: (a.val2 = b.val2)",
@@ -716,6 +868,7 @@ async fn explain_shows_xc_plan_shapes() {
             "        Node/s: dn1, dn2",
         ]
     );
+    q(&mut s, "RESET enable_remotejoin").await;
     // Writes shipped to the nodes they touch.
     assert_eq!(
         plan(
@@ -1223,7 +1376,9 @@ async fn colocated_joins_are_shipped_whole() {
     .await;
     assert_eq!(rows.len(), 20);
     assert!(rows.iter().all(|r| int(&r[1]) == 3), "{rows:?}");
-    // Not colocated (ord.o_id is not its key): evaluated here over remote scans.
+    // Not colocated (ord.o_id is not its key), with enable_remotejoin off (on: redistributed
+    // between the datanodes, `tests/distjoin.rs`): evaluated here over remote scans.
+    q(&mut s, "SET enable_remotejoin = off").await;
     let p = plan(
         &mut s,
         "EXPLAIN (COSTS OFF) SELECT * FROM ord o JOIN other t ON o.o_id = t.o_id",
@@ -1260,6 +1415,7 @@ async fn colocated_joins_are_shipped_whole() {
     )
     .await;
     assert_eq!(int(&rows[0][0]), 5);
+    q(&mut s, "RESET enable_remotejoin").await;
     // Same answers either way.
     let rows = q(
         &mut s,

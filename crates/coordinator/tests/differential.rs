@@ -210,6 +210,59 @@ fn query(ntables: usize) -> impl Strategy<Value = Query> {
             ),
             ordered: true,
         }),
+        // Remote group query shapes: GROUP BY an expression, every splittable aggregate,
+        // HAVING on an aggregate outside the select list, ORDER BY an aggregate with LIMIT.
+        (t(), pred(""), 0..3i32).prop_map(move |(t, p, n)| Query {
+            sql: format!(
+                "SELECT a % 3 AS m, count(*), count(c), sum(c), avg(c), min(b), max(b), \
+                 bool_or(c > 2), every(k > 2) FROM {t} WHERE {p} GROUP BY a % 3 \
+                 HAVING max(k) >= {n} ORDER BY m NULLS FIRST"
+            ),
+            ordered: true,
+        }),
+        (t(), 0..4i64).prop_map(move |(t, n)| Query {
+            sql: format!(
+                "SELECT b, count(DISTINCT a), avg(DISTINCT c), sum(k) FROM {t} GROUP BY b \
+                 HAVING count(*) > 0 ORDER BY count(DISTINCT a) DESC, b NULLS FIRST LIMIT {n}"
+            ),
+            ordered: true,
+        }),
+        // A global aggregate over no rows: one row, count 0, the others NULL.
+        (t(), icol()).prop_map(move |(t, g)| un(format!(
+            "SELECT count(*), count({g}), sum({g}), avg({g}), min(b), count(DISTINCT {g}) \
+             FROM {t} WHERE k < 0"
+        ))),
+        // Aggregates over joins (colocated when both hash k on the same nodes, else not).
+        (t(), t(), icol(), 0..3i32).prop_map(move |(l, r, g, n)| un(format!(
+            "SELECT x.{g}, count(DISTINCT y.b), sum(y.k), avg(x.c), count(*) FROM {l} x \
+             JOIN {r} y ON x.k = y.k GROUP BY x.{g} HAVING count(*) > {n}"
+        ))),
+        (t(), t(), icol(), icol()).prop_map(move |(l, r, lc, rc)| un(format!(
+            "SELECT y.b, count(*), count(x.a), max(y.c) FROM {l} x LEFT JOIN {r} y \
+             ON x.{lc} = y.{rc} GROUP BY y.b"
+        ))),
+        // Subqueries in FROM and correlated semi joins.
+        (t(), 0..3i64).prop_map(move |(t, n)| un(format!(
+            "SELECT s.g, s.n FROM (SELECT a AS g, count(*) AS n FROM {t} GROUP BY a) s \
+             WHERE s.n > {n}"
+        ))),
+        (t(), t()).prop_map(move |(l, r)| un(format!(
+            "SELECT x.k, x.a FROM {l} x WHERE x.a IN (SELECT y.a FROM {r} y WHERE y.k > x.c)"
+        ))),
+        // Ordered set operations and DISTINCT with LIMIT/OFFSET.
+        (t(), t(), 0..6i64).prop_map(move |(l, r, n)| Query {
+            sql: format!(
+                "(SELECT a FROM {l}) UNION (SELECT k FROM {r}) ORDER BY 1 NULLS FIRST LIMIT {n}"
+            ),
+            ordered: true,
+        }),
+        (t(), 0..6i64, 0..3i64).prop_map(move |(t, n, m)| Query {
+            sql: format!(
+                "SELECT DISTINCT a, b FROM {t} ORDER BY a NULLS LAST, b NULLS LAST \
+                 LIMIT {n} OFFSET {m}"
+            ),
+            ordered: true,
+        }),
         // DISTINCT and set operations.
         (t(), col(), col()).prop_map(move |(t, x, y)| un(format!("SELECT DISTINCT {x}, {y} FROM {t}"))),
         (
@@ -223,6 +276,17 @@ fn query(ntables: usize) -> impl Strategy<Value = Query> {
     ]
 }
 
+/// The settings every query runs under: every pushdown on, then each of Postgres-XC's switches
+/// off on its own.
+const MODES: [&str; 6] = [
+    "RESET ALL",
+    "RESET ALL; SET enable_fast_query_shipping = off",
+    "RESET ALL; SET enable_remotegroup = off",
+    "RESET ALL; SET enable_remotejoin = off",
+    "RESET ALL; SET enable_remotesort = off",
+    "RESET ALL; SET enable_remotelimit = off",
+];
+
 /// One generated case: tables and queries over them.
 #[derive(Clone, Debug)]
 struct Case {
@@ -231,7 +295,9 @@ struct Case {
 }
 
 fn case() -> impl Strategy<Value = Case> {
-    (1..=3usize)
+    // Mostly two or three tables, so that joins between differently distributed tables are
+    // frequent.
+    prop_oneof![1 => Just(1usize), 3 => 2..=3usize]
         .prop_flat_map(|n| {
             (
                 proptest::collection::vec(table(), n),
@@ -372,10 +438,7 @@ async fn run_case(
     }
     let mut failure = None;
     // Every query with every pushdown on, then with Postgres-XC's switches off.
-    let modes = [
-        "RESET ALL",
-        "SET enable_fast_query_shipping = off; SET enable_remotegroup = off",
-    ];
+    let modes = MODES;
     let runs = modes
         .iter()
         .flat_map(|m| case.queries.iter().map(move |q| (*m, q)));
@@ -482,9 +545,11 @@ fn cluster_returns_what_one_node_returns() {
         }
     }
     eprintln!(
-        "differential: {cases} schemas, {queries} queries, each with every pushdown on and with \
-         enable_fast_query_shipping and enable_remotegroup off: all agree ({} runs with rows, {} refused by both; \
-         PGXC_DIFF_CASES=N for more, PGXC_DIFF_SEED=S for another seed)",
+        "differential: {cases} schemas, {queries} queries, each run {} times (every pushdown on, then \
+         each of enable_fast_query_shipping, enable_remotegroup, enable_remotejoin, \
+         enable_remotesort, enable_remotelimit off): all agree ({} runs with rows, {} refused by \
+         both; PGXC_DIFF_CASES=N for more, PGXC_DIFF_SEED=S for another seed)",
+        MODES.len(),
         tally.rows,
         tally.errors.values().sum::<usize>()
     );
