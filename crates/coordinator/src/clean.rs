@@ -10,8 +10,8 @@
 use std::collections::BTreeMap;
 
 use pgxc_cluster::proto::{DnRequest, DnResponse};
-use pgxc_cluster::twophase::{self, NodeAccess, Report};
-use pgxc_common::{PgError, SqlState};
+use pgxc_cluster::twophase::{self, NodeAccess, OrphanSource, Report};
+use pgxc_common::{Gxid, PgError, SqlState};
 use pgxc_datanode::client::DnConn;
 use pgxc_gtm::client::GtmClient;
 
@@ -48,6 +48,35 @@ impl NodeAccess for AddrNodes {
     }
 }
 
+/// What the orphan sweep reads when run by `pgxc clean`: the GTM's snapshot and each node's
+/// prepared transactions, over fresh connections by address.
+struct CleanSource<'a> {
+    gtm: &'a GtmClient,
+    nodes: &'a AddrNodes,
+}
+
+impl OrphanSource for CleanSource<'_> {
+    async fn gtm_snapshot(&self) -> Result<pgxc_common::Snapshot, PgError> {
+        self.gtm.snapshot(None).await
+    }
+    async fn node_prepared(&self, node: &str) -> Result<Vec<(String, Gxid)>, PgError> {
+        let addr = self.nodes.addrs.get(node).ok_or_else(|| {
+            PgError::new(
+                SqlState::UndefinedObject,
+                format!("node \"{node}\" is not among the given nodes"),
+            )
+        })?;
+        let mut c = DnConn::connect(node, addr, "pgxc_clean", Vec::new()).await?;
+        match c.call(DnRequest::ListPrepared).await? {
+            DnResponse::Prepared(v) => Ok(v),
+            other => Err(PgError::new(
+                SqlState::ProtocolViolation,
+                format!("unexpected answer from {node}: {other:?}"),
+            )),
+        }
+    }
+}
+
 /// What every node holds prepared (`--status`): `node → [(gid, gxid)]`, or the node's error.
 pub async fn status(nodes: &AddrNodes) -> BTreeMap<String, Result<Vec<(String, u64)>, PgError>> {
     let mut out = BTreeMap::new();
@@ -68,17 +97,31 @@ pub async fn status(nodes: &AddrNodes) -> BTreeMap<String, Result<Vec<(String, u
     out
 }
 
-/// One cleaning pass (`report_only`: `--no-clean`, change nothing).
+/// One cleaning pass (`report_only`: `--no-clean`, change nothing): finish every gid the GTM
+/// records (decided: as decided; undecided implicit: roll back), then the orphan sweep
+/// (`twophase::roll_back_orphans`): implicit gids a node holds prepared that the GTM neither
+/// records nor still runs are rolled back (reported under `rolled_back`).
 pub async fn clean(
     gtm: &GtmClient,
     nodes: &AddrNodes,
     report_only: bool,
 ) -> Result<Report, PgError> {
-    twophase::resolve(
+    let mut report = twophase::resolve(
         &GtmLog(gtm),
         nodes,
         |p| p.gid.starts_with("_pgxc_T"),
         report_only,
     )
-    .await
+    .await?;
+    let names: Vec<String> = nodes.addrs.keys().cloned().collect();
+    let source = CleanSource { gtm, nodes };
+    let orphans =
+        twophase::roll_back_orphans(&GtmLog(gtm), nodes, &source, &names, report_only).await?;
+    for gid in orphans.rolled_back {
+        if !report.rolled_back.contains(&gid) {
+            report.rolled_back.push(gid);
+        }
+    }
+    report.left.extend(orphans.left);
+    Ok(report)
 }
