@@ -8,20 +8,29 @@
 //! Setup (no faults): `CREATE TABLE accounts (...) DISTRIBUTE BY HASH(id)` on coordinator 1 (the
 //! DDL runs on every datanode and both catalogs under two-phase commit), the accounts inserted,
 //! then each account's datanode read back with `EXECUTE DIRECT`; both coordinators must see the
-//! same table.
+//! same table. A replicated table `audit (id, transfers) DISTRIBUTE BY REPLICATION` gets one row
+//! `(1, 0)`.
 //!
 //! Phase 1 (safety, faults on): transfer clients run `BEGIN; UPDATE ...; UPDATE ...; COMMIT` at
-//! READ COMMITTED between accounts on different datanodes, through a random coordinator; a
+//! READ COMMITTED between accounts on different datanodes, through a random coordinator, half of
+//! them also `UPDATE audit SET transfers = transfers + 1 WHERE id = 1` (the replicated hot row,
+//! written on every datanode in the same transaction); a
 //! REPEATABLE READ reader runs `SELECT sum(balance), count(*) FROM accounts` twice in one
 //! transaction, and every complete read must see the constant total and every account. Faults
 //! chosen by the seed: coordinator power failures at any moment (between PREPARE and COMMIT
 //! PREPARED included: the machine, its sessions and its datanode connections die; its catalog
 //! disk loses unsynced writes) and restarts from the same disk; datanode power failures and
-//! restarts; GTM replica power failures and restarts; isolated nodes; packet loss and latency.
+//! restarts; GTM replica power failures and restarts; isolated nodes; packet loss and latency; a
+//! datanode or coordinator paused for 1–5 simulated s (its tasks stop, its timers and sockets
+//! go on), then resumed: it wakes up late.
 //! Phase 2 (liveness): everything healed and restarted; within a bounded simulated time the
 //! coordinators' own resolvers must leave no prepared transaction on the GTM or any datanode;
 //! the final balances (read through a coordinator) must be the start plus every transfer
-//! acknowledged as committed plus a subset of the in-doubt ones, and the total exact.
+//! acknowledged as committed plus a subset of the in-doubt ones, and the total exact; the
+//! replicated `audit` row read on each datanode (`EXECUTE DIRECT`) must be identical on all of
+//! them and between the acknowledged transfers that updated it and those plus the in-doubt ones
+//! that did; no GXID issued twice to the coordinators' sessions (every GXID a session began,
+//! observed through the coordinator's `session` tracing span, [`GxidLog`]).
 //!
 //! `PGXC_SIM_NO_FAULTS=1` turns faults off. Seeds: `PGXC_SIM_SEEDS` (default 10), each in its own
 //! process; a failure prints the replay command
@@ -32,7 +41,7 @@ use madsim::rand::{thread_rng, Rng};
 use madsim::runtime::Handle;
 use pgxc_common::{PgError, SqlState};
 use pgxc_sim::cluster::{deadline, Datanode, GtmGroup, GtmLog, Nodes};
-use pgxc_sim::coord::{CoordSetup, GtmProxyNode, SimCoordinator, SqlClient};
+use pgxc_sim::coord::{CoordSetup, GtmProxyNode, GxidLog, SimCoordinator, SqlClient};
 use pgxc_sim::harness::{run_seeds, HistoryHash};
 use pgxc_sql::types::Value;
 use pgxc_sql::QueryResult;
@@ -74,6 +83,10 @@ struct Stats {
     acked: Vec<(i64, i64, i64)>,
     /// Transfers whose outcome is unknown.
     doubtful: Vec<(i64, i64, i64)>,
+    /// Acknowledged transfers that also updated the replicated `audit` row.
+    acked_audit: i64,
+    /// In-doubt transfers that also updated the replicated `audit` row.
+    doubtful_audit: i64,
     /// Complete reads that saw the wrong total or the wrong number of accounts.
     bad_reads: Vec<String>,
 }
@@ -85,6 +98,9 @@ type Coords = Arc<Vec<Mutex<SimCoordinator>>>;
 type InCommit = Arc<Mutex<Vec<u32>>>;
 
 async fn scenario() -> Result<u64, String> {
+    // Every GXID the sessions are issued (the "no GXID issued twice" checker).
+    let gxids = GxidLog::default();
+    let _observing = gxids.install();
     let handle = Handle::current();
     let gtm = GtmGroup::start(&handle);
     let proxy = GtmProxyNode::start(&handle, 1, gtm.addrs.clone());
@@ -155,11 +171,21 @@ async fn scenario() -> Result<u64, String> {
     let faults_on = std::env::var("PGXC_SIM_NO_FAULTS").is_err();
     let net = madsim::net::NetSim::current();
     let mut gtm_down: Option<usize> = None;
+    // The paused node: (its madsim id, its name, when it is resumed).
+    let mut paused: Option<(madsim::task::NodeId, String, Instant)> = None;
     let mut faults = Vec::new();
     let phase_end = Instant::now() + SAFETY;
     while faults_on && Instant::now() < phase_end {
         sleep(Duration::from_millis(rng.gen_range(200..1500))).await;
-        match rng.gen_range(0..10) {
+        if let Some((node, name, until)) = paused.take() {
+            if Instant::now() >= until {
+                handle.resume(node);
+                faults.push(format!("resume {name}"));
+            } else {
+                paused = Some((node, name, until));
+            }
+        }
+        match rng.gen_range(0..11) {
             // Coordinators: power failure at a random moment, or restart.
             0..=3 => {
                 let i = rng.gen_range(0..coords.len());
@@ -232,6 +258,23 @@ async fn scenario() -> Result<u64, String> {
                 heal_network(&net, &dns, &coords);
                 faults.push("heal partitions".into());
             }
+            // A datanode or a coordinator stops running for 1-5 s (a long GC pause, a stopped
+            // VM) while its timers and the network go on, then wakes up late.
+            10 => {
+                if paused.is_none() {
+                    let (node, name) = if rng.gen_bool(0.5) {
+                        let d = &dns[rng.gen_range(0..dns.len())];
+                        (d.node, d.name.clone())
+                    } else {
+                        let c = coords[rng.gen_range(0..coords.len())].lock().unwrap();
+                        (c.node, c.name.clone())
+                    };
+                    let ms = rng.gen_range(1000..=5000u64);
+                    handle.pause(node);
+                    faults.push(format!("pause {name} for {ms} ms"));
+                    paused = Some((node, name, Instant::now() + Duration::from_millis(ms)));
+                }
+            }
             _ => {
                 let loss = rng.gen_range(0.0..0.05);
                 let hi = rng.gen_range(2..40u64);
@@ -248,6 +291,10 @@ async fn scenario() -> Result<u64, String> {
     }
 
     // --- phase 2: heal, stop the workload, let the coordinators resolve everything ---------------------
+    if let Some((node, name, _)) = paused.take() {
+        handle.resume(node);
+        faults.push(format!("heal: resume {name}"));
+    }
     heal_network(&net, &dns, &coords);
     net.update_config(|cfg| {
         cfg.packet_loss_rate = 0.0;
@@ -279,7 +326,7 @@ async fn scenario() -> Result<u64, String> {
         let dn_addrs: BTreeMap<String, String> = dn_addrs.iter().cloned().collect();
         clients.spawn(async move { final_checks(coords, gtm_addrs, dn_addrs).await })
     };
-    let balances = fin
+    let (balances, audit) = fin
         .await
         .map_err(|e| format!("final task: {e}"))?
         .map_err(|e| format!("{e}; faults: {faults:?}"))?;
@@ -287,6 +334,37 @@ async fn scenario() -> Result<u64, String> {
     let st = stats.lock().unwrap();
     if let Err(e) = explain_balances(&balances, &st.acked, &st.doubtful) {
         return Err(format!("{e}; faults: {faults:?}"));
+    }
+    // The replicated row: the same on every datanode, and counting every acknowledged transfer
+    // that updated it plus some of the in-doubt ones.
+    if audit.iter().any(|n| *n != audit[0]) {
+        return Err(format!(
+            "replicated table audit differs between datanodes (dn1.. : {audit:?}); faults: {faults:?}"
+        ));
+    }
+    let (lo, hi) = (st.acked_audit, st.acked_audit + st.doubtful_audit);
+    if !(lo..=hi).contains(&audit[0]) {
+        return Err(format!(
+            "audit.transfers is {} on every datanode, expected {lo}..={hi} ({} acknowledged and {} in-doubt transfers updated it); faults: {faults:?}",
+            audit[0], st.acked_audit, st.doubtful_audit
+        ));
+    }
+    // No GXID issued twice to the sessions.
+    let issued = gxids.issued();
+    // Every acknowledged transfer ran under a GXID the observer must have seen: fewer means the
+    // observer lost track of the session span (renamed field?) and the check would be vacuous.
+    if issued.len() < st.acked.len() {
+        return Err(format!(
+            "the GXID observer saw {} GXIDs but {} transfers were acknowledged",
+            issued.len(),
+            st.acked.len()
+        ));
+    }
+    if let Some(g) = gxids.first_duplicate() {
+        return Err(format!(
+            "GXID {g} issued twice to the coordinators' sessions ({} issued); faults: {faults:?}",
+            issued.len()
+        ));
     }
     if let Some(bad) = st.bad_reads.first() {
         return Err(format!(
@@ -303,14 +381,21 @@ async fn scenario() -> Result<u64, String> {
     if st.committed == 0 {
         return Err(format!("no transfer committed; faults: {faults:?}"));
     }
-    let kinds = ["crash cn", "crash dn", "crash gtm", "isolate", "loss"]
-        .map(|k| faults.iter().filter(|f| f.starts_with(k)).count());
+    let kinds = [
+        "crash cn",
+        "crash dn",
+        "crash gtm",
+        "isolate",
+        "loss",
+        "pause",
+    ]
+    .map(|k| faults.iter().filter(|f| f.starts_with(k)).count());
     let aimed = faults
         .iter()
         .filter(|f| f.contains("into a COMMIT"))
         .count();
     println!(
-        "PGXC_SIM_SUMMARY {} committed, {} rolled back {:?}, {} in doubt, {} failed before commit {:?}, {} consistent reads, {} faults (coordinator/datanode/GTM crashes, isolations, loss changes: {kinds:?}; {aimed} coordinator crashes during a COMMIT), clean {:.1} s after healing",
+        "PGXC_SIM_SUMMARY {} committed, {} rolled back {:?}, {} in doubt, {} failed before commit {:?}, {} consistent reads, audit {} on every datanode ({}..={}), {} distinct GXIDs issued to sessions, {} faults (coordinator/datanode/GTM crashes, isolations, loss changes, pauses: {kinds:?}; {aimed} coordinator crashes during a COMMIT), clean {:.1} s after healing",
         st.committed,
         st.rolled_back,
         st.commit_codes,
@@ -318,6 +403,10 @@ async fn scenario() -> Result<u64, String> {
         st.failed_early,
         st.early_codes,
         st.reads,
+        audit[0],
+        lo,
+        hi,
+        issued.len(),
         faults.len(),
         healed.elapsed().as_secs_f64()
     );
@@ -331,6 +420,8 @@ async fn scenario() -> Result<u64, String> {
         st.reads,
     ));
     h.add(&balances);
+    h.add(&audit);
+    h.add(&issued);
     Ok(h.value())
 }
 
@@ -396,6 +487,18 @@ async fn setup(coords: Coords) -> Result<BTreeMap<i64, String>, String> {
     let tag = r.last().map(|r| r.tag.clone()).unwrap_or_default();
     if tag != format!("INSERT 0 {ACCOUNTS}") {
         return Err(format!("{insert}: tag {tag:?}"));
+    }
+    // The replicated hot row a share of the transfers also updates.
+    for sql in [
+        "CREATE TABLE audit (id int PRIMARY KEY, transfers bigint NOT NULL) \
+         DISTRIBUTE BY REPLICATION",
+        "INSERT INTO audit VALUES (1, 0)",
+    ] {
+        run(&c1, sql).await.map_err(|e| format!("{sql}: {e}"))?;
+    }
+    let audit = audit_on_datanodes(&c1).await?;
+    if audit != vec![0; DATANODES as usize] {
+        return Err(format!("audit after setup, per datanode: {audit:?}"));
     }
     // Where each account lives, asked of each datanode.
     let mut placement = BTreeMap::new();
@@ -498,12 +601,24 @@ async fn transfer_client(
         // global deadlock detector, as in Postgres-XC).
         let mut steps = [(a, -amount), (b, amount)];
         steps.sort();
+        // Half the transfers also count themselves on the replicated row, last (after the
+        // accounts, so locks are still taken in one global order: accounts by id, then the audit
+        // row, which the coordinator updates on the datanodes in node order).
+        let audit = rng.gen_bool(0.5);
+        let mut sqls: Vec<String> = steps
+            .iter()
+            .map(|(id, delta)| {
+                format!("UPDATE accounts SET balance = balance + ({delta}) WHERE id = {id}")
+            })
+            .collect();
+        if audit {
+            sqls.push("UPDATE audit SET transfers = transfers + 1 WHERE id = 1".into());
+        }
         let mut failed = run(&client, "BEGIN").await.err();
-        for (id, delta) in steps {
+        for sql in sqls {
             if failed.is_some() {
                 break;
             }
-            let sql = format!("UPDATE accounts SET balance = balance + ({delta}) WHERE id = {id}");
             match run(&client, &sql).await {
                 Ok(r) if r.last().is_some_and(|r| r.tag == "UPDATE 1") => {}
                 Ok(r) => {
@@ -539,6 +654,7 @@ async fn transfer_client(
             Ok(r) if r.last().is_some_and(|r| r.tag == "COMMIT") => {
                 st.committed += 1;
                 st.acked.push((a, b, amount));
+                st.acked_audit += i64::from(audit);
                 session = Some((ci, client));
             }
             Ok(r) => {
@@ -562,6 +678,7 @@ async fn transfer_client(
                 ) {
                     st.in_doubt += 1;
                     st.doubtful.push((a, b, amount));
+                    st.doubtful_audit += i64::from(audit);
                 } else {
                     st.rolled_back += 1;
                     session = Some((ci, client));
@@ -607,14 +724,34 @@ async fn reader(coords: Coords, stop: Arc<AtomicBool>, stats: Arc<Mutex<Stats>>)
     }
 }
 
+/// The replicated `audit` row's `transfers`, read on each datanode in turn (`dn1`..) with
+/// `EXECUTE DIRECT` through `client`.
+async fn audit_on_datanodes(client: &SqlClient) -> Result<Vec<i64>, String> {
+    let mut out = Vec::new();
+    for d in 1..=DATANODES {
+        let q = format!("EXECUTE DIRECT ON (dn{d}) 'SELECT transfers FROM audit'");
+        let r = run(client, &q).await.map_err(|e| format!("{q}: {e}"))?;
+        let rows = r.last().map(|r| r.rows.clone()).unwrap_or_default();
+        match rows.as_slice() {
+            [row] => match row.as_slice() {
+                [Value::Int8(n)] => out.push(*n),
+                other => return Err(format!("{q}: unexpected row {other:?}")),
+            },
+            other => return Err(format!("{q}: {} rows: {other:?}", other.len())),
+        }
+    }
+    Ok(out)
+}
+
 /// After healing: wait (up to `LIVENESS_BOUND`) until the coordinators' resolvers have left no
 /// prepared transaction on the GTM or any datanode, then read every balance through a
-/// coordinator.
+/// coordinator, and the replicated `audit` row on every datanode (`(balances, audit per
+/// datanode)`).
 async fn final_checks(
     coords: Coords,
     gtm_addrs: Vec<String>,
     dn_addrs: BTreeMap<String, String>,
-) -> Result<Vec<(i64, i64)>, String> {
+) -> Result<(Vec<(i64, i64)>, Vec<i64>), String> {
     let gtm = GtmGroup::connect(gtm_addrs, LIVENESS_BOUND).await?;
     // Only to look: the resolving is the coordinators' own.
     let nodes = Nodes {
@@ -656,7 +793,7 @@ async fn final_checks(
         sleep(Duration::from_millis(500)).await;
     }
     let mut k = 0;
-    loop {
+    let balances = loop {
         let r = async {
             let client = connect(&coords, k % coords.len(), Duration::from_secs(5)).await?;
             deadline(
@@ -682,9 +819,24 @@ async fn final_checks(
                 if out.len() as i64 != ACCOUNTS {
                     return Err(format!("{} accounts after healing: {out:?}", out.len()));
                 }
-                return Ok(out);
+                break out;
             }
             Err(e) if Instant::now() > end => return Err(format!("final read: {e}")),
+            Err(_) => sleep(Duration::from_millis(300)).await,
+        }
+    };
+    loop {
+        let r = async {
+            let client = connect(&coords, k % coords.len(), Duration::from_secs(5))
+                .await
+                .map_err(|e| e.to_string())?;
+            audit_on_datanodes(&client).await
+        }
+        .await;
+        k += 1;
+        match r {
+            Ok(audit) => return Ok((balances, audit)),
+            Err(e) if Instant::now() > end => return Err(format!("final audit read: {e}")),
             Err(_) => sleep(Duration::from_millis(300)).await,
         }
     }
