@@ -20,7 +20,8 @@
 //! chosen by the seed: coordinator power failures at any moment (between PREPARE and COMMIT
 //! PREPARED included: the machine, its sessions and its datanode connections die; its catalog
 //! disk loses unsynced writes) and restarts from the same disk; datanode power failures and
-//! restarts; GTM replica power failures and restarts; isolated nodes; packet loss and latency; a
+//! restarts; GTM replica power failures and restarts; isolated nodes and one-way (asymmetric) partitions
+//! between a coordinator and a datanode; packet loss and latency; a
 //! datanode or coordinator paused for 1–5 simulated s (its tasks stop, its timers and sockets
 //! go on), then resumed: it wakes up late.
 //! Phase 2 (liveness): everything healed and restarted; within a bounded simulated time the
@@ -173,6 +174,8 @@ async fn scenario() -> Result<u64, String> {
     let mut gtm_down: Option<usize> = None;
     // The paused node: (its madsim id, its name, when it is resumed).
     let mut paused: Option<(madsim::task::NodeId, String, Instant)> = None;
+    // One-way clogged links (asymmetric partitions) to unclog when the network heals.
+    let mut one_way: Vec<(madsim::task::NodeId, madsim::task::NodeId)> = Vec::new();
     let mut faults = Vec::new();
     let phase_end = Instant::now() + SAFETY;
     while faults_on && Instant::now() < phase_end {
@@ -242,20 +245,35 @@ async fn scenario() -> Result<u64, String> {
                 }
             },
             // Network: isolate a datanode or a coordinator, heal, or change loss and latency.
-            7 => {
-                if rng.gen_bool(0.5) {
+            7 => match rng.gen_range(0..3) {
+                0 => {
                     let i = rng.gen_range(0..dns.len());
                     net.clog_node(dns[i].node);
                     faults.push(format!("isolate {}", dns[i].name));
-                } else {
+                }
+                1 => {
                     let i = rng.gen_range(0..coords.len());
                     let c = coords[i].lock().unwrap();
                     net.clog_node(c.node);
                     faults.push(format!("isolate {}", c.name));
                 }
-            }
+                _ => {
+                    // An asymmetric partition: one direction between a coordinator and a
+                    // datanode drops everything, the other still delivers.
+                    let d = &dns[rng.gen_range(0..dns.len())];
+                    let c = coords[rng.gen_range(0..coords.len())].lock().unwrap();
+                    let (src, dst, what) = if rng.gen_bool(0.5) {
+                        (c.node, d.node, format!("{} -> {}", c.name, d.name))
+                    } else {
+                        (d.node, c.node, format!("{} -> {}", d.name, c.name))
+                    };
+                    net.clog_link(src, dst);
+                    one_way.push((src, dst));
+                    faults.push(format!("isolate one way {what}"));
+                }
+            },
             8 => {
-                heal_network(&net, &dns, &coords);
+                heal_network(&net, &dns, &coords, &mut one_way);
                 faults.push("heal partitions".into());
             }
             // A datanode or a coordinator stops running for 1-5 s (a long GC pause, a stopped
@@ -295,7 +313,7 @@ async fn scenario() -> Result<u64, String> {
         handle.resume(node);
         faults.push(format!("heal: resume {name}"));
     }
-    heal_network(&net, &dns, &coords);
+    heal_network(&net, &dns, &coords, &mut one_way);
     net.update_config(|cfg| {
         cfg.packet_loss_rate = 0.0;
         cfg.send_latency = Duration::from_millis(1)..Duration::from_millis(10);
@@ -425,7 +443,15 @@ async fn scenario() -> Result<u64, String> {
     Ok(h.value())
 }
 
-fn heal_network(net: &madsim::net::NetSim, dns: &[Datanode], coords: &Coords) {
+fn heal_network(
+    net: &madsim::net::NetSim,
+    dns: &[Datanode],
+    coords: &Coords,
+    one_way: &mut Vec<(madsim::task::NodeId, madsim::task::NodeId)>,
+) {
+    for (src, dst) in one_way.drain(..) {
+        net.unclog_link(src, dst);
+    }
     for d in dns {
         net.unclog_node(d.node);
     }
