@@ -22,7 +22,7 @@
 //! order, garbage read, or acknowledged append missing from the final lists fails the seed, and
 //! the failure shows the cycle with each transaction's operations.
 //!
-//! Env: `PGXC_SIM_SEEDS` (default 8), `PGXC_SIM_SEED` (replay one), `PGXC_SIM_NO_FAULTS=1`,
+//! Env: `PGXC_SIM_SEEDS` (default 50), `PGXC_SIM_SEED` (replay one), `PGXC_SIM_NO_FAULTS=1`,
 //! `PGXC_SIM_HISTORY=1` (print the whole history, final lists and faults of a seed run as a child:
 //! `PGXC_SIM_CHILD=1 PGXC_SIM_SEED=<n> PGXC_SIM_HISTORY=1 target/sim/debug/deps/cluster_append-<hash>
 //! cluster_append --exact --nocapture`),
@@ -65,7 +65,7 @@ fn dn_of(k: Key) -> String {
 
 #[test]
 fn cluster_append() {
-    run_seeds("cluster_append", 8, 2, Duration::from_secs(900), scenario);
+    run_seeds("cluster_append", 50, 2, Duration::from_secs(900), scenario);
 }
 
 #[derive(Default)]

@@ -33,7 +33,7 @@
 //! that did; no GXID issued twice to the coordinators' sessions (every GXID a session began,
 //! observed through the coordinator's `session` tracing span, [`GxidLog`]).
 //!
-//! `PGXC_SIM_NO_FAULTS=1` turns faults off. Seeds: `PGXC_SIM_SEEDS` (default 10), each in its own
+//! `PGXC_SIM_NO_FAULTS=1` turns faults off. Seeds: `PGXC_SIM_SEEDS` (default 20), each in its own
 //! process; a failure prints the replay command
 //! (`PGXC_SIM_SEED=<n> cargo sim-test --test cluster_sql -- --nocapture`).
 #![cfg(madsim)]
@@ -66,7 +66,7 @@ const CLIENT_TIMEOUT: Duration = Duration::from_secs(20);
 
 #[test]
 fn cluster_sql() {
-    run_seeds("cluster_sql", 10, 2, Duration::from_secs(900), scenario);
+    run_seeds("cluster_sql", 20, 2, Duration::from_secs(900), scenario);
 }
 
 #[derive(Default)]
