@@ -1,6 +1,8 @@
 //! Helpers shared by the real-process tests: build the `pgxc` binary once, pick free loopback ports,
 //! make unique temp directories, and read the tail of a process log.
 
+pub mod bench;
+
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
