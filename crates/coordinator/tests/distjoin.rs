@@ -5,95 +5,11 @@
 //! choice between redistribution and broadcast.
 #![cfg(not(madsim))]
 
-use std::sync::Arc;
-
-use pgxc_coordinator::node::{Coordinator, CoordinatorConfig};
 use pgxc_coordinator::session::CoordSession;
-use pgxc_datanode::gtm_source::GtmTxnSource;
-use pgxc_gtm::client::{ClientOptions, GtmClient};
-use pgxc_gtm::server::{GtmServer, Replication, ServerConfig};
 use pgxc_sql::types::{TimeZone, Value};
-use pgxc_sql::Engine;
-use pgxc_storage::{Disk, SimDisk};
-use tokio::net::TcpListener;
 
-struct Cluster {
-    _gtm: GtmServer,
-    coords: Vec<Arc<Coordinator>>,
-}
-
-/// A coordinator's catalog engine: the GTM's sequences are its sequences (global sequences).
-async fn catalog_engine(gtm: &GtmClient, name: &str) -> Arc<Engine> {
-    pgxc_coordinator::node::open_catalog_engine(Disk::sim(SimDisk::new()), name, gtm)
-        .await
-        .expect("catalog engine opens")
-}
-
-async fn engine(gtm: &GtmClient, name: &str) -> Arc<Engine> {
-    let src = Arc::new(GtmTxnSource::new(gtm.clone()));
-    let name = name.to_string();
-    tokio::task::spawn_blocking(move || {
-        Engine::open_with(&Disk::sim(SimDisk::new()), &name, Some(src)).expect("engine opens")
-    })
-    .await
-    .expect("join")
-}
-
-async fn cluster(datanodes: usize, coordinators: usize) -> Cluster {
-    let gtm = GtmServer::start(ServerConfig::new(1, "127.0.0.1:0"), Replication::Memory)
-        .await
-        .expect("gtm starts");
-    let addrs = vec![gtm.local_addr().to_string()];
-    let mut dns = Vec::new();
-    for i in 1..=datanodes {
-        let client = GtmClient::connect(addrs.clone(), ClientOptions::default())
-            .await
-            .expect("gtm client");
-        let name = format!("dn{i}");
-        let eng = engine(&client, &name).await;
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = l.local_addr().expect("addr").to_string();
-        tokio::spawn(pgxc_datanode::server::serve(l, eng, name.clone()));
-        dns.push((name, addr));
-    }
-    // Each coordinator's catalog engine also serves the coordinator protocol, for its peers' DDL.
-    let mut cns = Vec::new();
-    for i in 1..=coordinators {
-        let client = GtmClient::connect(addrs.clone(), ClientOptions::default())
-            .await
-            .expect("gtm client");
-        let name = format!("cn{i}");
-        let eng = catalog_engine(&client, &name).await;
-        let l = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = l.local_addr().expect("addr").to_string();
-        tokio::spawn(pgxc_datanode::server::serve(
-            l,
-            Arc::clone(&eng),
-            name.clone(),
-        ));
-        cns.push((name, addr, eng, client));
-    }
-    let all: Vec<(String, String)> = cns
-        .iter()
-        .map(|(n, a, _, _)| (n.clone(), a.clone()))
-        .collect();
-    let mut coords = Vec::new();
-    for (name, _, eng, client) in cns {
-        let cfg = CoordinatorConfig {
-            peers: all.iter().filter(|(n, _)| *n != name).cloned().collect(),
-            name,
-            datanodes: dns.clone(),
-            preferred: None,
-            max_pool_size: 8,
-        };
-        coords.push(
-            Coordinator::start(cfg, eng, client)
-                .await
-                .expect("coordinator"),
-        );
-    }
-    Cluster { _gtm: gtm, coords }
-}
+mod common;
+use common::*;
 
 /// A statement's rows as text (NULL as `None`), sorted unless `ordered`.
 async fn rows(s: &mut CoordSession, sql: &str, ordered: bool) -> Vec<Vec<Option<String>>> {
