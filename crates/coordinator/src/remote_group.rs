@@ -693,30 +693,17 @@ impl CoordSession {
         &mut self,
         g: &GroupedRemote,
     ) -> Result<QueryResult, PgError> {
-        let mut rows = Vec::new();
-        for n in &g.nodes {
-            if let Some(r) = self.node_exec(n, &g.remote).await?.pop() {
-                rows.extend(r.rows);
-            }
-        }
-        self.local_run("SAVEPOINT pgxc_group", true).await?;
-        let r = async {
-            self.local_run(&group_ddl(g), true).await?;
-            for chunk in rows.chunks(500) {
-                let refs: Vec<&Vec<Value>> = chunk.iter().collect();
-                let ins = format!(
-                    "INSERT INTO {GROUP_TABLE} VALUES {}",
-                    rows_sql(&refs, &g.columns)
-                );
-                self.local_run(&ins, true).await?;
-            }
-            self.local_exec(&g.local, true).await
-        }
-        .await;
-        let undo = self.undo_savepoint("pgxc_group").await;
-        let r = r?;
-        undo?;
-        Ok(r)
+        let ddl = group_ddl(g);
+        self.evaluate_over_remote(
+            &g.nodes,
+            &g.remote,
+            "pgxc_group",
+            &ddl,
+            GROUP_TABLE,
+            &g.columns,
+            &g.local,
+        )
+        .await
     }
 
     /// EXPLAIN of a [`SelectRoute::Grouped`]: the catalog engine's plan of the final step (over an

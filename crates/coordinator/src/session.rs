@@ -914,38 +914,8 @@ impl CoordSession {
 
     /// Run `sql` on datanode `node` inside the global transaction (opening it there first).
     async fn node_exec(&mut self, node: &str, sql: &str) -> Result<Vec<DnResult>, PgError> {
-        let coord = Arc::clone(&self.coord);
+        self.ensure_conn(node).await?;
         let txn = self.txn()?;
-        if !txn.conns.contains_key(node) {
-            let begin = DnRequest::Begin {
-                gxid: txn.gxid,
-                isolation: txn.iso,
-                read_only: txn.read_only,
-            };
-            let mut conn = coord.checkout(node).await?;
-            if let Err(e) = conn.call(begin.clone()).await {
-                if !conn.is_broken() {
-                    return Err(e);
-                }
-                // A pooled connection to a node that restarted: drop the pool, connect afresh.
-                coord.forget_node(node);
-                conn = coord.connect(node).await?;
-                conn.call(begin).await?;
-            }
-            if !txn.savepoints.is_empty() {
-                let replay: Vec<String> = txn
-                    .savepoints
-                    .iter()
-                    .map(|s| format!("SAVEPOINT \"{}\"", s.replace('"', "\"\"")))
-                    .collect();
-                conn.call(DnRequest::Execute {
-                    snapshot: txn.snapshot.clone(),
-                    sql: replay.join("; "),
-                })
-                .await?;
-            }
-            txn.conns.insert(node.to_string(), (conn, false));
-        }
         let snapshot = txn.snapshot.clone();
         let txn_followed = &mut txn.followed;
         let Some((conn, wrote)) = txn.conns.get_mut(node) else {
@@ -1721,27 +1691,52 @@ impl CoordSession {
     /// Run a [`SelectRoute::Joined`]: the join on its nodes, its rows into [`JOINED_TABLE`] inside a
     /// savepoint of the catalog transaction, the rest of the statement there, roll back.
     async fn evaluate_joined(&mut self, j: &JoinedRemote) -> Result<QueryResult, PgError> {
+        let ddl = joined_ddl(j);
+        self.evaluate_over_remote(
+            &j.nodes,
+            &j.remote,
+            "pgxc_join",
+            &ddl,
+            JOINED_TABLE,
+            &j.columns,
+            &j.local,
+        )
+        .await
+    }
+
+    /// Run `remote` on `nodes`, put the rows in the coordinator table `table` (created by `ddl`,
+    /// with `columns`) inside the catalog-transaction savepoint `savepoint`, run `local` there and
+    /// roll the savepoint back: the shared step of [`SelectRoute::Joined`] and the remote group query.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn evaluate_over_remote(
+        &mut self,
+        nodes: &[String],
+        remote: &str,
+        savepoint: &str,
+        ddl: &str,
+        table: &str,
+        columns: &[(String, DataType)],
+        local: &str,
+    ) -> Result<QueryResult, PgError> {
         let mut rows = Vec::new();
-        for n in &j.nodes {
-            if let Some(r) = self.node_exec(n, &j.remote).await?.pop() {
+        for n in nodes {
+            if let Some(r) = self.node_exec(n, remote).await?.pop() {
                 rows.extend(r.rows);
             }
         }
-        self.local_run("SAVEPOINT pgxc_join", true).await?;
+        self.local_run(&format!("SAVEPOINT {savepoint}"), true)
+            .await?;
         let r = async {
-            self.local_run(&joined_ddl(j), true).await?;
+            self.local_run(ddl, true).await?;
             for chunk in rows.chunks(500) {
                 let refs: Vec<&Vec<Value>> = chunk.iter().collect();
-                let ins = format!(
-                    "INSERT INTO {JOINED_TABLE} VALUES {}",
-                    rows_sql(&refs, &j.columns)
-                );
+                let ins = format!("INSERT INTO {table} VALUES {}", rows_sql(&refs, columns));
                 self.local_run(&ins, true).await?;
             }
-            self.local_exec(&j.local, true).await
+            self.local_exec(local, true).await
         }
         .await;
-        let undo = self.undo_savepoint("pgxc_join").await;
+        let undo = self.undo_savepoint(savepoint).await;
         let r = r?;
         undo?;
         Ok(r)

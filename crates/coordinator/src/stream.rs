@@ -483,7 +483,7 @@ impl CoordSession {
 
     /// Make sure `node` takes part in the global transaction (checked-out connection, `Begin`,
     /// the open savepoints replayed), as `node_exec` does before its statement.
-    async fn ensure_conn(&mut self, node: &str) -> Result<(), PgError> {
+    pub(super) async fn ensure_conn(&mut self, node: &str) -> Result<(), PgError> {
         let coord = std::sync::Arc::clone(&self.coord);
         let txn = self.txn()?;
         if txn.conns.contains_key(node) {
@@ -499,6 +499,7 @@ impl CoordSession {
             if !conn.is_broken() {
                 return Err(e);
             }
+            // A pooled connection to a node that restarted: drop the pool, connect afresh.
             coord.forget_node(node);
             conn = coord.connect(node).await?;
             conn.call(begin).await?;
