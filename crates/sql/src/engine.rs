@@ -793,6 +793,7 @@ impl Engine {
             directed: None,
             cancel: Arc::default(),
             notices: Vec::new(),
+            rowsets: Default::default(),
         }
     }
 
@@ -971,6 +972,9 @@ impl Engine {
     /// `COMMIT PREPARED gid` (`commit`) / `ROLLBACK PREPARED gid`. Returns `false` if no
     /// transaction is prepared as `gid` here. With the local GTM its GXID then leaves the running
     /// set; in a cluster the coordinator tells the GTM.
+    ///
+    /// Errors: 58030 when the store is poisoned by an earlier failed write (also instead of
+    /// `false`: the gid may be prepared on disk though not in memory), the store's write errors.
     pub fn finish_prepared(&self, gid: &str, commit: bool) -> Result<bool, PgError> {
         let _fenced = self.fenced_gids.lock().unwrap_or_else(|p| p.into_inner());
         self.finish_prepared_locked(gid, commit)
@@ -1001,6 +1005,9 @@ impl Engine {
             .into_iter()
             .find(|p| p.gid == gid)
         else {
+            // A poisoned store's memory may have dropped a gid whose PREPARE reached the disk
+            // anyway (issue 7, seed 83): "not found" would let the caller forget the decision.
+            self.store.check_usable()?;
             return Ok(false);
         };
         if commit {
@@ -1086,6 +1093,8 @@ pub struct Session {
     cancel: Arc<std::sync::atomic::AtomicBool>,
     /// NOTICEs and WARNINGs of the last query string ([`Session::take_notices`]).
     notices: Vec<pgxc_common::error::Notice>,
+    /// Session rowsets ([`Session::rowset_create`]); dropped when a transaction block ends.
+    rowsets: crate::exec::rowset::Rowsets,
 }
 
 /// PostgreSQL's WARNING for COMMIT/ROLLBACK outside a transaction block.
@@ -1427,6 +1436,94 @@ impl Session {
         Exec::new(&engine, &mut b.txn, tz, b.start, seqs).lookup_table(schema, name)
     }
 
+    /// Insert `rows` of typed values into `table` without SQL text: PostgreSQL's
+    /// `INSERT INTO table (columns) VALUES ...` with each value given as a literal of its own type.
+    /// `table` is named as SQL names it (`t`, `public.t`, `"T"`; search_path applies); `columns`
+    /// are SQL identifiers giving each row's value order (empty: the table's columns in order, a
+    /// short row's remaining columns defaulted). Omitted columns get their defaults
+    /// (serial/identity/`DEFAULT`); values convert with the assignment cast (a `Value::Text` is an
+    /// untyped literal parsed by the column type's input function; see `exec/load.rs`); NOT NULL,
+    /// CHECK, unique and foreign keys are checked as INSERT checks them. Runs as one statement of
+    /// the open transaction block (an error fails the block: 25P02 next), or in an implicit
+    /// transaction of its own when none is open. Returns the number of rows inserted.
+    ///
+    /// Errors: 42P01, 42703, 42701, 42601 (more values than columns), 22P02 and the other input
+    /// errors, 42804, 23502, 23514, 23505, 23503, 428C9, 25P02 in a failed block, 25006 read-only.
+    pub fn insert_values(
+        &mut self,
+        table: &str,
+        columns: &[String],
+        rows: Vec<Vec<Value>>,
+    ) -> Result<u64, PgError> {
+        self.load_values(table, columns, rows, crate::exec::load::LoadMode::Insert)
+    }
+
+    /// Run `f` as one statement of the open transaction block (a `write` in a read-only block is
+    /// 25006): READ COMMITTED takes the statement's snapshot, the session's search_path and
+    /// settings apply, deferred FOREIGN KEYs wait for COMMIT, and an error fails the block.
+    /// Errors: 25P01 outside a block, 25P02 in a failed block, `f`'s.
+    pub(crate) fn with_block_exec<T>(
+        &mut self,
+        write: bool,
+        f: impl FnOnce(&Exec<'_>) -> Result<T, PgError>,
+    ) -> Result<T, PgError> {
+        let tz = self.time_zone();
+        let seqs: Arc<dyn SequenceSource> = self.seqs.clone();
+        let engine = Arc::clone(&self.engine);
+        let search_path = self.guc("search_path").unwrap_or_default();
+        let serializable = self.guc("transaction_isolation").as_deref() == Some("serializable");
+        let settings = Arc::new(StatementGucs::new(self));
+        let (rng, cancel) = (Arc::clone(&self.rng), Arc::clone(&self.cancel));
+        let directed = self.directed.as_ref().map(|d| d.snapshot.clone());
+        let TxState::InBlock(b) = &mut self.state else {
+            return Err(PgError::new(
+                SqlState::NoActiveSqlTransaction,
+                "there is no transaction in progress",
+            ));
+        };
+        if b.failed {
+            return Err(PgError::new(
+                SqlState::InFailedSqlTransaction,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        if b.read_only && write {
+            b.failed = true;
+            return Err(PgError::new(
+                SqlState::ReadOnlySqlTransaction,
+                "cannot execute statement in a read-only transaction",
+            ));
+        }
+        let r = (|| {
+            if b.iso == Isolation::ReadCommitted {
+                b.txn.set_snapshot(match directed {
+                    Some(s) => s,
+                    None => engine.snapshot()?,
+                })?;
+            }
+            b.statements += 1;
+            if serializable {
+                engine.ssi_register(b.txn.xid().0, b.txn.snapshot());
+            }
+            let exec = Exec::new(&engine, &mut b.txn, tz, b.start, seqs)
+                .with_settings(settings)
+                .with_search_path(&search_path)
+                .with_rng(rng)
+                .with_cancel(cancel);
+            let r = f(&exec);
+            let mut deferred = exec.deferred.take();
+            drop(exec);
+            let r = r?;
+            b.deferred.append(&mut deferred);
+            b.txn.next_command()?;
+            Ok(r)
+        })();
+        if r.is_err() {
+            b.failed = true;
+        }
+        r
+    }
+
     /// The flag that cancels the running statement (PostgreSQL's CancelRequest, `statement_timeout`):
     /// set it from any thread; the statement fails with 57014 at its next check (between batches
     /// of the streaming executor). `execute` clears it when a query string starts.
@@ -1616,6 +1713,45 @@ impl Session {
         }
     }
 
+    /// Create session rowset `name`: an in-memory, read-only relation of `columns` (name, type)
+    /// that this session's queries see by its bare name wherever a table name may appear, before
+    /// any table of that name (a CTE of the name still wins), like PostgreSQL's ephemeral named
+    /// relations. `name` and the column names are matched exactly, as quoted identifiers (use
+    /// lower case to refer to them unquoted). No storage is written and no SQL text is parsed.
+    ///
+    /// Lifetime: every rowset of the session is dropped when a transaction block ends (COMMIT,
+    /// END, ROLLBACK, ABORT, PREPARE TRANSACTION); statements outside a block do not drop them,
+    /// so a rowset created outside a block lives until [`Session::rowset_drop`] or the end of
+    /// the next block.
+    ///
+    /// Errors: 42P07 a rowset `name` exists in this session, 42601 `columns` is empty, 42602
+    /// `name` is empty, 42701 a column name repeats.
+    pub fn rowset_create(
+        &mut self,
+        name: &str,
+        columns: Vec<(String, DataType)>,
+    ) -> Result<(), PgError> {
+        self.rowsets.create(name, columns)
+    }
+
+    /// Append `rows` to rowset `name` (all or nothing); each row has one value per column, in
+    /// the engine's representation of the column's type, or a value PostgreSQL assigns to it
+    /// (an assignment cast, as INSERT applies: `int4` into `int8`, typmods of `varchar(n)` /
+    /// `numeric(p,s)`). Returns the rowset's row count after appending.
+    ///
+    /// Errors: 42P01 no rowset `name`, 22P04 a row with the wrong number of values (COPY's
+    /// missing/extra data), 42804 a value with no assignment cast to its column's type, 22001 /
+    /// 22003 a value too long or out of range for the column's typmod.
+    pub fn rowset_append(&mut self, name: &str, rows: Vec<Vec<Value>>) -> Result<u64, PgError> {
+        let tz = self.time_zone();
+        self.rowsets.append(name, rows, &tz)
+    }
+
+    /// Drop rowset `name`; whether it existed.
+    pub fn rowset_drop(&mut self, name: &str) -> bool {
+        self.rowsets.drop_one(name)
+    }
+
     /// Whether the session is inside a failed transaction block (only ROLLBACK/COMMIT accepted).
     pub fn in_failed_transaction(&self) -> bool {
         matches!(&self.state, TxState::InBlock(b) if b.failed)
@@ -1644,6 +1780,7 @@ impl Session {
                 let committed = matches!(&r, Ok(q) if q.tag != "ROLLBACK");
                 self.end_block_seqs(committed);
                 self.end_block_settings(committed);
+                self.rowsets.clear();
             }
             return r;
         }
@@ -1825,8 +1962,10 @@ impl Session {
         let rng = Arc::clone(&self.rng);
         let cancel = Arc::clone(&self.cancel);
         let settings = Arc::new(StatementGucs::new(self));
+        let rowsets = self.rowsets.clone();
         let mut run = |exec: Exec<'_>| -> Result<QueryResult, PgError> {
             let exec = exec
+                .with_rowsets(rowsets.clone())
                 .with_settings(settings.clone())
                 .with_search_path(&search_path)
                 .with_rng(Arc::clone(&rng))

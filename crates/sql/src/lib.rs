@@ -22,3 +22,8 @@ pub mod plan;
 pub mod types;
 
 pub use engine::{Engine, QueryResult, Session};
+/// The ordering of two values of one ORDER BY key exactly as the engine's Sort operator applies
+/// it: `(a, b, desc, nulls_first)`, PostgreSQL's B-tree order of the values (text bytewise, the
+/// "C" collation), reversed for DESC, with NULLs placed by `nulls_first` (PostgreSQL's default:
+/// `nulls_first == desc`). Coordinators merge datanodes' sorted streams with it.
+pub use exec::agg::cmp_nulls;

@@ -4,21 +4,22 @@
 //! collected bytes to [`Session::copy_in`]; `COPY TO STDOUT` is [`Session::copy_out`], whose lines
 //! the server sends as CopyData messages.
 //!
-//! This first slice loads rows through the ordinary INSERT path: the parsed fields become string
-//! literals of a multi-row `INSERT` (chunks of [`CHUNK_ROWS`] rows), so defaults, constraints,
-//! indexes and foreign keys behave exactly as for INSERT and the columns' input functions parse
-//! the text. Outside a transaction block the whole COPY runs in one transaction (all rows or
+//! The parsed fields go to the direct load path (`exec/load.rs`) as untyped text values, with no
+//! SQL text in between: each column type's input function parses its field (the same conversion
+//! as a string literal in INSERT, so `invalid input syntax for type integer: "x"` is 22P02 as
+//! before), and the rows are written through the executor's insert path, so defaults,
+//! constraints, indexes and foreign keys behave exactly as for INSERT. As PostgreSQL's COPY,
+//! identity columns take the given values and, without a column list, stored generated columns
+//! are left out. Outside a transaction block the whole COPY runs in one transaction (all rows or
 //! none), as PostgreSQL's. Not yet: the binary format, `WHERE`, `FORCE_NOT_NULL` / `FORCE_NULL`,
 //! and PostgreSQL's `CONTEXT: COPY t, line n` detail.
 
 use pgxc_common::{PgError, SqlState};
 
+use super::load::LoadMode;
 use crate::engine::{QueryResult, Session};
 use crate::parser::{Copy, CopySource, CopyTarget, OptionValue};
-use crate::types::DataType;
-
-/// Rows per generated INSERT.
-pub const CHUNK_ROWS: usize = 500;
+use crate::types::{DataType, Value};
 
 /// The data format options of one COPY.
 #[derive(Clone, Debug)]
@@ -300,20 +301,6 @@ fn parse_csv(data: &str, f: &Format) -> Result<Vec<Vec<Option<String>>>, PgError
     Ok(rows)
 }
 
-/// A SQL string literal (standard_conforming_strings on).
-fn literal(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('\'');
-    for c in s.chars() {
-        if c == '\'' {
-            out.push('\'');
-        }
-        out.push(c);
-    }
-    out.push('\'');
-    out
-}
-
 /// The rows of a `COPY ... TO STDOUT`, each line with its newline.
 #[derive(Clone, Debug, PartialEq)]
 pub struct CopyOut {
@@ -325,43 +312,6 @@ pub struct CopyOut {
     pub columns: usize,
     /// CSV (`true`) or text format; both are "textual" on the wire.
     pub csv: bool,
-}
-
-fn table_columns(session: &mut Session, stmt: &Copy) -> Result<(String, Vec<String>), PgError> {
-    let CopySource::Table { name, columns } = &stmt.source else {
-        return Err(PgError::new(
-            SqlState::WrongObjectType,
-            "COPY query ... FROM is not supported",
-        ));
-    };
-    let table = name.to_string();
-    if !columns.is_empty() {
-        return Ok((table, columns.iter().map(|c| c.to_string()).collect()));
-    }
-    let r = session.execute(&format!("SELECT * FROM {table} LIMIT 0"))?;
-    let cols = r
-        .into_iter()
-        .next()
-        .map(|q| {
-            q.columns
-                .into_iter()
-                .map(|(n, _)| quote_ident(&n))
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok((table, cols))
-}
-
-fn quote_ident(n: &str) -> String {
-    if !n.is_empty()
-        && n.chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-        && !n.starts_with(|c: char| c.is_ascii_digit())
-    {
-        n.to_string()
-    } else {
-        format!("\"{}\"", n.replace('"', "\"\""))
-    }
 }
 
 impl Session {
@@ -422,44 +372,30 @@ impl Session {
     }
 
     fn copy_rows(&mut self, stmt: &Copy, f: &Format, text: &str) -> Result<QueryResult, PgError> {
-        let (table, cols) = table_columns(self, stmt)?;
+        let CopySource::Table { name, columns } = &stmt.source else {
+            return Err(PgError::new(
+                SqlState::WrongObjectType,
+                "COPY query ... FROM is not supported",
+            ));
+        };
+        let cols: Vec<String> = columns.iter().map(|c| c.to_string()).collect();
         let rows = if f.csv {
             parse_csv(text, f)?
         } else {
             parse_text(text, f)?
         };
-        let prefix = format!("INSERT INTO {table} ({}) VALUES ", cols.join(", "));
-        let mut n = 0u64;
-        for chunk in rows.chunks(CHUNK_ROWS) {
-            let mut sql = prefix.clone();
-            for (i, row) in chunk.iter().enumerate() {
-                if row.len() > cols.len() {
-                    return Err(bad("extra data after last expected column"));
-                }
-                if row.len() < cols.len() {
-                    return Err(bad(format!(
-                        "missing data for column \"{}\"",
-                        cols[row.len()].trim_matches('"')
-                    )));
-                }
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push('(');
-                for (j, v) in row.iter().enumerate() {
-                    if j > 0 {
-                        sql.push_str(", ");
-                    }
-                    match v {
-                        None => sql.push_str("NULL"),
-                        Some(s) => sql.push_str(&literal(s)),
-                    }
-                }
-                sql.push(')');
-            }
-            self.execute(&sql)?;
-            n += chunk.len() as u64;
-        }
+        // Each field is an untyped literal: the load path parses it with the column type's
+        // input function (`Value::Text` into a non-text column), as the old INSERT text did.
+        let rows: Vec<Vec<Value>> = rows
+            .into_iter()
+            .map(|r| {
+                r.into_iter()
+                    .map(|v| v.map_or(Value::Null, Value::Text))
+                    .collect()
+            })
+            .collect();
+        let table = name.to_string();
+        let n = self.with_block_exec(true, |x| x.load_rows(&table, &cols, rows, LoadMode::Copy))?;
         Ok(QueryResult::command(format!("COPY {n}")))
     }
 

@@ -401,6 +401,8 @@ pub(crate) struct Exec<'a> {
     cancel: Option<std::sync::Arc<std::sync::atomic::AtomicBool>>,
     /// NOTICEs the statement reported (`... does not exist, skipping`), collected by the session.
     pub(crate) notices: RefCell<Vec<pgxc_common::error::Notice>>,
+    /// The session's rowsets, visible by bare name (see `exec/rowset.rs`).
+    pub(crate) rowsets: rowset::Rowsets,
 }
 
 /// A NOTICE with SQLSTATE `code` (PostgreSQL's `ereport(NOTICE, errcode(code), ...)`).
@@ -484,6 +486,7 @@ impl<'a> Exec<'a> {
             tid_scan: std::cell::Cell::new(false),
             cancel: None,
             notices: RefCell::new(Vec::new()),
+            rowsets: rowset::Rowsets::default(),
         }
     }
 
@@ -966,6 +969,7 @@ impl<'a> Exec<'a> {
 
     pub(crate) fn run(&self, stmt: &Statement) -> Result<QueryResult, PgError> {
         use ast::Statement as S;
+        self.check_rowset_write(stmt)?;
         match stmt {
             Statement::Sql(s) => match s {
                 S::Query(q) => {
@@ -2875,10 +2879,12 @@ mod bind_funcs;
 pub mod copy;
 mod fk;
 mod grouping;
+pub(crate) mod load;
 // The planner's SELECT front end: lives with the planner, but binds with this module's internals.
 #[path = "../plan/bind.rs"]
 mod plan_bind;
 mod query;
+pub(crate) mod rowset;
 mod srf;
 mod views;
 mod window;

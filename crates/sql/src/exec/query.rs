@@ -544,6 +544,9 @@ impl<'a> Exec<'a> {
             }
         }
         if rel.is_none() {
+            rel = self.rowset_rel(&parts);
+        }
+        if rel.is_none() {
             rel = self.system_view(&parts)?;
         }
         if rel.is_none() {

@@ -475,6 +475,9 @@ impl<'a> Exec<'a> {
         if parts.len() == 1 && self.ctes.borrow().iter().any(|(n, _)| *n == parts[0]) {
             return Ok(None);
         }
+        if let Some(r) = self.rowset_base_rel(&parts, alias) {
+            return Ok(Some(r));
+        }
         if parts
             .iter()
             .any(|p| p.starts_with("pg_") || p == "information_schema")

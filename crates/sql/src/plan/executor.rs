@@ -320,6 +320,11 @@ pub fn build(plan: &PhysicalPlan) -> Box<dyn Operator> {
             pos: 0,
             c: Counters::default(),
         }),
+        PhysicalPlan::RowsetScan { rows, .. } => Box::new(RowsetScanOp {
+            rows: std::sync::Arc::clone(rows),
+            pos: 0,
+            c: Counters::default(),
+        }),
         PhysicalPlan::Append { inputs, .. } => Box::new(AppendOp {
             inputs: inputs.iter().map(build).collect(),
             cur: 0,
@@ -358,6 +363,7 @@ pub fn width_hint(plan: &PhysicalPlan) -> usize {
         },
         PhysicalPlan::Aggregate { group, aggs, .. } => group.len() + aggs.len(),
         PhysicalPlan::Values { width, .. } => *width,
+        PhysicalPlan::RowsetScan { columns, .. } => columns.len(),
         PhysicalPlan::Append { inputs, .. } => inputs.first().map_or(0, width_hint),
     }
 }
@@ -795,6 +801,39 @@ impl Operator for DistinctOp {
 
     fn children(&self) -> Vec<&dyn Operator> {
         vec![self.input.as_ref()]
+    }
+}
+
+/// A session rowset's rows, batch by batch (each row cloned once, as it is emitted).
+struct RowsetScanOp {
+    rows: std::sync::Arc<Vec<Tuple>>,
+    pos: usize,
+    c: Counters,
+}
+
+impl Operator for RowsetScanOp {
+    fn open(&mut self, _cx: &mut ExecCtx<'_>, _params: &[Value]) -> Result<(), PgError> {
+        self.c.loops += 1;
+        self.pos = 0;
+        Ok(())
+    }
+
+    fn next_batch(&mut self, cx: &mut ExecCtx<'_>) -> Result<Option<Vec<Tuple>>, PgError> {
+        cx.check_cancel()?;
+        let end = (self.pos + BATCH).min(self.rows.len());
+        let b = self.rows[self.pos..end].to_vec();
+        self.pos = end;
+        Ok(self.c.emit(b))
+    }
+
+    fn close(&mut self, _cx: &mut ExecCtx<'_>) {}
+
+    fn actual(&self) -> (u64, u64) {
+        (self.c.rows, self.c.loops)
+    }
+
+    fn children(&self) -> Vec<&dyn Operator> {
+        Vec::new()
     }
 }
 

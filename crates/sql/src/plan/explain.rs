@@ -36,7 +36,9 @@ pub fn explain(
 
 fn count_scans(p: &PhysicalPlan) -> usize {
     match p {
-        PhysicalPlan::SeqScan { .. } | PhysicalPlan::IndexScan { .. } => 1,
+        PhysicalPlan::SeqScan { .. }
+        | PhysicalPlan::IndexScan { .. }
+        | PhysicalPlan::RowsetScan { .. } => 1,
         other => other.children().into_iter().map(count_scans).sum(),
     }
 }
@@ -68,7 +70,8 @@ pub fn out_names(p: &PhysicalPlan, qualify: bool) -> Vec<String> {
                     .collect(),
             }
         }
-        PhysicalPlan::IndexScan { alias, columns, .. } => columns
+        PhysicalPlan::IndexScan { alias, columns, .. }
+        | PhysicalPlan::RowsetScan { alias, columns, .. } => columns
             .iter()
             .map(|c| {
                 if qualify {
@@ -579,6 +582,17 @@ fn node(
                 ("Values Scan on \"*VALUES*\"".to_string(), Vec::new())
             }
         }
+        PhysicalPlan::RowsetScan { name, alias, .. } => (
+            format!(
+                "Named Tuplestore Scan on {name}{}",
+                if alias != name {
+                    format!(" {alias}")
+                } else {
+                    String::new()
+                }
+            ),
+            Vec::new(),
+        ),
         PhysicalPlan::Append { .. } => ("Append".to_string(), Vec::new()),
         PhysicalPlan::Filter { .. } | PhysicalPlan::Project { .. } => (String::new(), Vec::new()),
     };

@@ -321,6 +321,21 @@ pub enum PhysicalPlan {
         /// Estimates.
         est: Estimate,
     },
+    /// The rows of a session rowset (`exec/rowset.rs`), shared with the session, not copied:
+    /// PostgreSQL's `Named Tuplestore Scan` of an ephemeral named relation.
+    RowsetScan {
+        /// The rowset's name.
+        name: String,
+        /// Range-table alias (EXPLAIN).
+        alias: String,
+        /// The rowset's columns.
+        columns: Vec<ScanColumn>,
+        /// The rows (serialized as a plain list).
+        #[serde(with = "shared_rows")]
+        rows: Arc<Vec<Vec<crate::types::Value>>>,
+        /// Estimates.
+        est: Estimate,
+    },
     /// The rows of each input in turn (UNION ALL; partitions of a partial aggregate).
     Append {
         /// Inputs, all of the same width.
@@ -347,6 +362,7 @@ impl PhysicalPlan {
             | PhysicalPlan::Limit { est, .. }
             | PhysicalPlan::Distinct { est, .. }
             | PhysicalPlan::Values { est, .. }
+            | PhysicalPlan::RowsetScan { est, .. }
             | PhysicalPlan::Append { est, .. } => est,
         }
     }
@@ -356,7 +372,8 @@ impl PhysicalPlan {
         match self {
             PhysicalPlan::SeqScan { .. }
             | PhysicalPlan::IndexScan { .. }
-            | PhysicalPlan::Values { .. } => Vec::new(),
+            | PhysicalPlan::Values { .. }
+            | PhysicalPlan::RowsetScan { .. } => Vec::new(),
             PhysicalPlan::Filter { input, .. }
             | PhysicalPlan::Project { input, .. }
             | PhysicalPlan::Aggregate { input, .. }
@@ -416,6 +433,23 @@ impl PhysicalPlan {
                 est: *est,
             },
         ))
+    }
+}
+
+/// Serde for [`PhysicalPlan::RowsetScan`]'s shared rows: a plain list of rows.
+mod shared_rows {
+    use std::sync::Arc;
+
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::types::Value;
+
+    pub fn serialize<S: Serializer>(rows: &Arc<Vec<Vec<Value>>>, s: S) -> Result<S::Ok, S::Error> {
+        rows.as_slice().serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<Vec<Vec<Value>>>, D::Error> {
+        Vec::<Vec<Value>>::deserialize(d).map(Arc::new)
     }
 }
 

@@ -708,6 +708,14 @@ impl Store {
         self.state().locks.locks_of(xid)
     }
 
+    /// `Ok` while the store accepts writes; 58030 (`SqlState::IoError`) once a failed durable
+    /// write poisoned it (every later write fails the same way until the datanode restarts and
+    /// recovers from disk). Lets a caller that would answer "not found" from the in-memory state
+    /// answer the I/O error instead, since the state may no longer match the disk.
+    pub fn check_usable(&self) -> Result<(), PgError> {
+        self.state().check_usable()
+    }
+
     /// The prepared transactions (`pg_prepared_xacts`), by gid.
     pub fn prepared_xacts(&self) -> Vec<PreparedXact> {
         self.state().prepared.values().cloned().collect()
