@@ -7,6 +7,8 @@
 //! coordinator holds at most one batch per datanode however large the result. A `Cancel` on a
 //! connection of its own (with the key `Ready` gave) cancels the statement running on another
 //! connection, as PostgreSQL's CancelRequest does.
+//! `Rowset` carries rows as typed values into a session rowset of the datanode session (a join's
+//! moved side, Postgres-XL's "Distribute results by"), so moved rows are never SQL text.
 //! Messages are postcard-encoded; the protocol version is checked by [`DnRequest::Hello`].
 //! See `docs/cluster.md` for the transaction order these messages implement.
 
@@ -15,8 +17,14 @@ use pgxc_common::{Gxid, PgError, Snapshot};
 use pgxc_sql::types::{DataType, Value};
 use serde::{Deserialize, Serialize};
 
-/// The protocol version a coordinator announces in [`DnRequest::Hello`].
-pub const PROTOCOL_VERSION: u32 = 3;
+/// The protocol version a coordinator announces in [`DnRequest::Hello`] (4: `Rowset` and
+/// `DropRowset`; 3: the cancel key in `Ready`).
+pub const PROTOCOL_VERSION: u32 = 4;
+
+/// The most rows a coordinator puts in one [`DnRequest::Rowset`] (a batch of moved rows is cut
+/// from one `Query`/`Fetch` answer of at most this many rows, so it also fits in a frame whenever
+/// that answer did).
+pub const ROWSET_BATCH: u32 = 10_000;
 
 /// Transaction isolation as the coordinator asks for it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +123,35 @@ pub enum DnRequest {
         /// The stream number of the `Query`.
         stream: u32,
     },
+    /// Add `rows` to the session rowset `name` of the open transaction (a temporary, session-local
+    /// relation the transaction's queries see by its bare name, shadowing a table of that name;
+    /// it ends with the transaction). With `columns`, the rowset is (re)created first with those
+    /// columns, replacing one of that name; without, it must exist. Used to move a join's rows
+    /// to the datanodes that run the join (Postgres-XL's `Distribute results by` / `Broadcast`)
+    /// as typed values instead of SQL text. Answered `Ok`.
+    ///
+    /// **Invariants:** every row has exactly the rowset's arity, each value of its column's type
+    /// (or NULL); a message holds at most [`ROWSET_BATCH`] rows (the frame limit still applies).
+    /// Errors: 25P01 without `Begin`; 25P02 in a failed transaction; the engine's errors for a
+    /// row of the wrong shape or an unknown rowset (the transaction is then failed, as after any
+    /// error).
+    Rowset {
+        /// The statement's global snapshot (opens the local transaction if this is the node's
+        /// first request of it).
+        snapshot: Snapshot,
+        /// The rowset's name (an identifier, unquoted form).
+        name: String,
+        /// Create (replacing) with these columns first: `(name, type)`.
+        columns: Option<Vec<(String, DataType)>>,
+        /// The rows to append.
+        rows: Vec<Vec<Value>>,
+    },
+    /// Drop the session rowset `name` (answered `Ok`, also when there is none). Outside a
+    /// transaction there is none: `Ok` too.
+    DropRowset {
+        /// The rowset's name.
+        name: String,
+    },
     /// The first and only message of a connection opened to cancel the statement running on
     /// another connection: `backend` and `secret` as that connection's [`DnResponse::Ready`] gave
     /// them. Never answered (PostgreSQL's CancelRequest); the cancelled statement fails with 57014.
@@ -152,7 +189,7 @@ pub enum DnResponse {
         /// This connection's cancel secret.
         secret: u64,
     },
-    /// Answer to `Begin`, `Commit`, `Rollback`, `Prepare`.
+    /// Answer to `Begin`, `Commit`, `Rollback`, `Prepare`, `CloseStream`, `Rowset`, `DropRowset`.
     Ok,
     /// Answer to `Execute`: one result per statement, and whether the transaction has written on
     /// this node so far (it is then a two-phase commit participant).
@@ -233,6 +270,25 @@ mod tests {
                 batch: 1000,
             },
             DnRequest::CloseStream { stream: 1 },
+            DnRequest::Rowset {
+                snapshot: Snapshot::new(Gxid(43), vec![]),
+                name: "__pgxc_moved_0__".into(),
+                columns: Some(vec![
+                    ("k".into(), DataType::Int4),
+                    ("t".into(), DataType::Text),
+                ]),
+                rows: vec![
+                    vec![Value::Int4(1), Value::Text("it's".into())],
+                    vec![Value::Null, Value::Null],
+                ],
+            },
+            DnRequest::Rowset {
+                snapshot: Snapshot::new(Gxid(43), vec![]),
+                name: "r".into(),
+                columns: None,
+                rows: vec![],
+            },
+            DnRequest::DropRowset { name: "r".into() },
             DnRequest::Cancel {
                 backend: 7,
                 secret: u64::MAX,

@@ -3,9 +3,14 @@
 //! side are moved to the datanodes of the side that stays, and the join runs there.
 //!
 //! A moved side's rows are fetched from its datanodes (its single-table WHERE conjuncts pushed,
-//! `route::scan_filters`) and sent along with the join query as a derived `(VALUES ...)` table
-//! taking the table's place (so nothing is created on the datanodes, nothing is left behind on an
-//! error, and other transactions see nothing):
+//! `route::scan_filters`) in batches (`Query`/`Fetch` of [`ROWSET_BATCH`] rows, every source node
+//! at once); each batch is routed and forwarded as it arrives, as typed values
+//! (`DnRequest::Rowset`, never SQL text), into a session rowset of the statement's global
+//! transaction on each target node (every target node at once). The join query names the rowset
+//! (`__pgxc_moved_<k>__ AS "alias"`) in the table's place and runs on every target node at once;
+//! then the rowsets are dropped (after an error too, best effort: they end with the transaction
+//! anyway). Nothing touches storage, so other transactions see nothing and a read-only
+//! transaction stays read-only. The coordinator holds one batch per source node at a time.
 //!
 //! - **redistribute** (XL's `Distribute results by H: col`): each row goes to the one datanode
 //!   the distribution of the join key sends it to — the staying table's own distribution when the
@@ -27,15 +32,16 @@
 use std::collections::BTreeMap;
 
 use pgxc_cluster::locator::{Distribution, LocatorType};
+use pgxc_cluster::proto::{DnRequest, DnResponse, DnResult, ROWSET_BATCH};
 use pgxc_common::{PgError, SqlState};
 use pgxc_sql::parser;
-use pgxc_sql::types::{DataType, TimeZone, Value};
+use pgxc_sql::types::{DataType, Value};
 use pgxc_sql::QueryResult;
 use sqlparser::ast;
 
 use super::{
-    combine_aggregates, internal, joined_ddl, joined_rewrite, rows_sql, to_qr, CoordSession,
-    JoinTable, JoinedRemote, Placed, SelectRoute, JOINED_TABLE,
+    combine_aggregates, internal, joined_ddl, joined_rewrite, to_qr, CoordSession, JoinTable,
+    JoinedRemote, Placed, SelectRoute, JOINED_TABLE,
 };
 use crate::explain::{self, ExplainOpts, RemoteScan};
 use crate::node::PGXC_CLASS;
@@ -48,9 +54,6 @@ pub const STATS_TABLE: &str = "pgxc.pgxc_stats";
 
 /// Rows assumed for a table `ANALYZE` has not counted.
 const DEFAULT_ROWS: u64 = 1000;
-
-/// Rows sent per statement when the coordinator's final step loads the join's rows.
-const CHUNK: usize = 500;
 
 /// How a moved side's rows reach the target datanodes.
 #[derive(Clone, Debug)]
@@ -69,7 +72,8 @@ enum How {
 /// One moved FROM-list occurrence.
 #[derive(Clone, Debug)]
 struct Move {
-    /// The identifier standing for its `(VALUES ...)` in [`DistJoin::body`].
+    /// The session rowset its rows are moved into on every target node, and the name standing
+    /// for the table in [`DistJoin::body`] (`__pgxc_moved_<k>__`, `k` its position).
     placeholder: String,
     /// The table (`schema.name`) and the name the query refers to it by.
     table: String,
@@ -101,18 +105,14 @@ pub(super) struct DistJoin {
     /// The datanodes the join runs on.
     nodes: Vec<String>,
     moves: Vec<Move>,
-    /// The query each node runs, with every moved table replaced by its placeholder.
+    /// The query each node runs, with every moved table replaced by its rowset.
     body: String,
     finish: Finish,
-    /// The statement and the coordinator join's tables (with their pushed filters), for when
-    /// the moved rows are too many to send ([`MAX_STATEMENT`]).
-    text: String,
-    fallback: Vec<Placed>,
 }
 
-/// The longest statement (bytes) sent to a datanode with moved rows; above it the coordinator
-/// joins instead (the coordinator protocol's frames are at most 64 MiB).
-const MAX_STATEMENT: usize = 32 << 20;
+/// The stream numbers of the moved sides' fetches, counted down from here (one per move), away
+/// from the numbers shipped SELECTs count up from 1 on the same connections (`stream.rs`).
+const MOVE_STREAM: u32 = u32::MAX;
 
 /// Whether equal values of `ty` always have the same distribution hash (the types
 /// redistribution by a join key accepts).
@@ -134,49 +134,59 @@ fn rehashable(ty: &DataType) -> bool {
     )
 }
 
-/// A typed SQL literal (`NULL::t` too, so a column of NULLs still has the column's type).
-fn typed_literal(v: &Value, ty: &DataType) -> String {
-    if v.is_null() {
-        return format!("NULL::{}", ty.name());
-    }
-    // A bare integer literal is an int4 already (and cheaper for the datanode than a cast);
-    // i32::MIN is not (its digits are an int8 negated).
-    if let (Value::Int4(i), DataType::Int4) = (v, ty) {
-        if *i != i32::MIN {
-            return i.to_string();
+/// Route one batch of a moved side's rows to the `n` target nodes (indexes into
+/// [`DistJoin::nodes`], which a [`How::Distribute`]'s distribution lists in the same order).
+fn route_rows(rows: Vec<Vec<Value>>, how: &How, n: usize) -> Result<Vec<Vec<Vec<Value>>>, PgError> {
+    let mut per: Vec<Vec<Vec<Value>>> = vec![Vec::new(); n];
+    match how {
+        How::Broadcast => {
+            if let Some((last, rest)) = per.split_last_mut() {
+                for p in rest {
+                    p.extend(rows.iter().cloned());
+                }
+                *last = rows;
+            }
+        }
+        How::Distribute { dist, col, .. } => {
+            for r in rows {
+                let key = r.get(*col).ok_or_else(|| internal("short row"))?;
+                if key.is_null() {
+                    continue; // never equal to anything
+                }
+                if let Some(t) = dist.node_for_key(key)? {
+                    if let Some(p) = per.get_mut(t) {
+                        p.push(r);
+                    }
+                }
+            }
         }
     }
-    let text = v.to_text(ty, &TimeZone::utc());
-    format!("'{}'::{}", text.replace('\'', "''"), ty.name())
+    Ok(per)
 }
 
-/// The derived table replacing a moved occurrence on one node: `(VALUES ...)`, or an empty
-/// typed `SELECT` when the node receives no row.
-fn values_sql(rows: &[&Vec<Value>], columns: &[(String, DataType)]) -> String {
-    if rows.is_empty() {
-        let nulls: Vec<String> = columns
-            .iter()
-            .map(|(_, t)| format!("NULL::{}", t.name()))
-            .collect();
-        return format!("(SELECT {} WHERE false)", nulls.join(", "));
-    }
-    let mut out = String::with_capacity(rows.len() * 16 * columns.len() + 16);
-    out.push_str("(VALUES ");
-    for (i, r) in rows.iter().enumerate() {
-        if i > 0 {
-            out.push_str(", ");
-        }
-        out.push('(');
-        for (j, (v, (_, t))) in r.iter().zip(columns).enumerate() {
-            if j > 0 {
-                out.push_str(", ");
+/// Poll every future of `futs` until all are done (on the calling task, in order, so the
+/// outcome does not depend on scheduling); their outputs in the order of `futs`.
+async fn join_all<F: std::future::Future>(futs: Vec<F>) -> Vec<F::Output> {
+    let mut futs: Vec<std::pin::Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
+    let mut outs: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in futs.iter_mut().zip(outs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
             }
-            out.push_str(&typed_literal(v, t));
         }
-        out.push(')');
-    }
-    out.push(')');
-    out
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    outs.into_iter().flatten().collect()
 }
 
 fn quote(s: &str) -> String {
@@ -344,16 +354,11 @@ impl CoordSession {
             let placeholder = format!("__pgxc_moved_{k}__");
             k += 1;
             *name = ast::ObjectName::from(vec![ast::Ident::new(placeholder.clone())]);
+            // The rowset has the table's column names: only the qualifier is kept.
             *alias = Some(ast::TableAlias {
                 explicit: true,
                 name: ast::Ident::with_quote('"', qualifier.clone()),
-                columns: columns
-                    .iter()
-                    .map(|(c, _)| ast::TableAliasColumnDef {
-                        name: ast::Ident::with_quote('"', c.clone()),
-                        data_type: None,
-                    })
-                    .collect(),
+                columns: Vec::new(),
                 at: None,
             });
             let conj: Vec<String> = filters
@@ -409,87 +414,28 @@ impl CoordSession {
             finish = Finish::Local { local, columns };
             body = remote;
         }
-        let mut tables: Vec<Placed> = Vec::new();
-        for (p, _) in &occ {
-            if !tables.iter().any(|t| t.name == p.name) {
-                tables.push(p.clone());
-            }
-        }
-        let fallback = match self.evaluate_route(q, tables).await? {
-            SelectRoute::Evaluate(p) => p,
-            _ => return Ok(None),
-        };
         Ok(Some(SelectRoute::Distributed(DistJoin {
             nodes: cand.nodes,
             moves,
             body,
             finish,
-            text: q.to_string(),
-            fallback,
         })))
     }
 
-    /// Run a [`SelectRoute::Distributed`] plan: fetch and route the moved rows, run the join on
-    /// every target node, finish.
+    /// Run a [`SelectRoute::Distributed`] plan: move the rows of every moved side into a session
+    /// rowset on each target node ([`CoordSession::send_moved_rows`]), run the join on every target
+    /// node at once, drop the rowsets, finish. Errors: the datanodes' (the statement then fails
+    /// as any other). The rowsets are dropped after an error too (best effort; they end with the
+    /// transaction anyway), so a block rolled back to a savepoint finds none.
     pub(super) async fn run_dist_join(&mut self, d: &DistJoin) -> Result<QueryResult, PgError> {
-        let n = d.nodes.len();
-        // Per move, per target node: the rows it receives.
-        let mut fetched: Vec<Vec<Vec<Value>>> = Vec::new();
-        let mut routed: Vec<Vec<Vec<usize>>> = Vec::new();
-        for m in &d.moves {
-            let mut rows = Vec::new();
-            for node in &m.fetch_nodes {
-                if let Some(r) = self.node_exec(node, &m.fetch).await?.pop() {
-                    rows.extend(r.rows);
-                }
+        let parts = match self.moved_join(d).await {
+            Ok(parts) => parts,
+            Err(e) => {
+                let _ = self.drop_rowsets(d).await;
+                return Err(e);
             }
-            let mut per: Vec<Vec<usize>> = vec![Vec::new(); n];
-            match &m.how {
-                How::Broadcast => {
-                    for p in per.iter_mut() {
-                        p.extend(0..rows.len());
-                    }
-                }
-                How::Distribute { dist, col, .. } => {
-                    for (i, r) in rows.iter().enumerate() {
-                        let key = r.get(*col).ok_or_else(|| internal("short row"))?;
-                        if key.is_null() {
-                            continue; // never equal to anything
-                        }
-                        if let Some(t) = dist.node_for_key(key)? {
-                            if let Some(p) = per.get_mut(t) {
-                                p.push(i);
-                            }
-                        }
-                    }
-                }
-            }
-            fetched.push(rows);
-            routed.push(per);
-        }
-        let sqls: Vec<String> = (0..d.nodes.len())
-            .map(|t| {
-                let mut sql = d.body.clone();
-                for (mi, m) in d.moves.iter().enumerate() {
-                    let rows: Vec<&Vec<Value>> =
-                        routed[mi][t].iter().map(|&i| &fetched[mi][i]).collect();
-                    sql = sql.replacen(&m.placeholder, &values_sql(&rows, &m.columns), 1);
-                }
-                sql
-            })
-            .collect();
-        drop(fetched);
-        if sqls.iter().any(|s| s.len() > MAX_STATEMENT) {
-            drop(sqls);
-            return Box::pin(self.evaluate_here(&d.text, &d.fallback)).await;
-        }
-        let mut parts = Vec::new();
-        for (node, sql) in d.nodes.iter().zip(&sqls) {
-            if let Some(r) = self.node_exec(node, sql).await?.pop() {
-                parts.push(r);
-            }
-        }
-        drop(sqls);
+        };
+        self.drop_rowsets(d).await?;
         match &d.finish {
             Finish::Combine(comb) => combine_aggregates(parts, comb),
             Finish::Concat => {
@@ -512,14 +458,8 @@ impl CoordSession {
                 self.local_run("SAVEPOINT pgxc_join", true).await?;
                 let r = async {
                     self.local_run(&joined_ddl(&j), true).await?;
-                    for chunk in rows.chunks(CHUNK) {
-                        let refs: Vec<&Vec<Value>> = chunk.iter().collect();
-                        let ins = format!(
-                            "INSERT INTO {JOINED_TABLE} VALUES {}",
-                            rows_sql(&refs, &j.columns)
-                        );
-                        self.local_run(&ins, true).await?;
-                    }
+                    let names = j.columns.iter().map(|(n, _)| quote(n)).collect();
+                    self.local_load(JOINED_TABLE, names, rows).await?;
                     self.local_exec(&j.local, true).await
                 }
                 .await;
@@ -529,6 +469,227 @@ impl CoordSession {
                 Ok(r)
             }
         }
+    }
+
+    /// Move every moved side's rows, then run [`DistJoin::body`] on every target node at once:
+    /// each node's last result, in the order of [`DistJoin::nodes`].
+    async fn moved_join(&mut self, d: &DistJoin) -> Result<Vec<DnResult>, PgError> {
+        for (i, m) in d.moves.iter().enumerate() {
+            let stream = MOVE_STREAM - i as u32;
+            self.send_moved_rows(d, m, stream).await?;
+        }
+        let snapshot = self.txn()?.snapshot.clone();
+        let joins: Vec<(String, DnRequest)> = d
+            .nodes
+            .iter()
+            .map(|node| {
+                let req = DnRequest::Execute {
+                    snapshot: snapshot.clone(),
+                    sql: d.body.clone(),
+                };
+                (node.clone(), req)
+            })
+            .collect();
+        let mut parts = Vec::new();
+        for (_, answer) in self.dn_calls(joins).await? {
+            match answer {
+                DnResponse::Results { mut results, .. } => {
+                    if let Some(r) = results.pop() {
+                        parts.push(r);
+                    }
+                }
+                other => return Err(internal(format!("unexpected datanode answer {other:?}"))),
+            }
+        }
+        Ok(parts)
+    }
+
+    /// Drop the rowsets of `d`'s moves on the target nodes taking part in the transaction
+    /// (connections that broke are skipped: their sessions are gone).
+    async fn drop_rowsets(&mut self, d: &DistJoin) -> Result<(), PgError> {
+        let live: Vec<String> = match &self.txn {
+            Some(t) => d
+                .nodes
+                .iter()
+                .filter(|n| t.conns.get(*n).is_some_and(|(c, _)| !c.is_broken()))
+                .cloned()
+                .collect(),
+            None => return Ok(()),
+        };
+        let mut first_error = None;
+        for m in &d.moves {
+            let drops: Vec<(String, DnRequest)> = live
+                .iter()
+                .map(|node| {
+                    let req = DnRequest::DropRowset {
+                        name: m.placeholder.clone(),
+                    };
+                    (node.clone(), req)
+                })
+                .collect();
+            if let Err(e) = self.dn_calls(drops).await {
+                first_error.get_or_insert(e);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// Move the rows of `m` to the target nodes of `d` as typed values: its fetch query runs on
+    /// every fetch node at once as a `Query` answered in batches of [`ROWSET_BATCH`] rows (stream
+    /// number `stream`); each batch is routed (every row to every target when broadcast; else the
+    /// one target its key's distribution picks, NULL keys dropped) and forwarded as it arrives as
+    /// one `Rowset` per target node, all targets at once, then the sources' next batches are
+    /// fetched. So the coordinator holds at most one batch per fetch node, and a `Rowset`
+    /// message is never bigger than the answer its rows came in. Every target ends with the
+    /// rowset [`Move::placeholder`] created, empty if no row goes there.
+    async fn send_moved_rows(
+        &mut self,
+        d: &DistJoin,
+        m: &Move,
+        stream: u32,
+    ) -> Result<(), PgError> {
+        let n = d.nodes.len();
+        let snapshot = self.txn()?.snapshot.clone();
+        let mut created = vec![false; n];
+        let mut asks: Vec<(String, DnRequest)> = m
+            .fetch_nodes
+            .iter()
+            .map(|node| {
+                let req = DnRequest::Query {
+                    snapshot: snapshot.clone(),
+                    sql: m.fetch.clone(),
+                    stream,
+                    batch: ROWSET_BATCH,
+                };
+                (node.clone(), req)
+            })
+            .collect();
+        while !asks.is_empty() {
+            let answers = self.dn_calls(std::mem::take(&mut asks)).await?;
+            for (node, answer) in answers {
+                let DnResponse::Batch { rows, more, .. } = answer else {
+                    return Err(internal(format!("unexpected datanode answer {answer:?}")));
+                };
+                if more {
+                    asks.push((
+                        node,
+                        DnRequest::Fetch {
+                            stream,
+                            batch: ROWSET_BATCH,
+                        },
+                    ));
+                }
+                let per = route_rows(rows, &m.how, n)?;
+                let sends: Vec<(String, DnRequest)> = per
+                    .into_iter()
+                    .enumerate()
+                    .filter(|(_, rows)| !rows.is_empty())
+                    .map(|(t, rows)| {
+                        let columns = (!created[t]).then(|| m.columns.clone());
+                        created[t] = true;
+                        let req = DnRequest::Rowset {
+                            snapshot: snapshot.clone(),
+                            name: m.placeholder.clone(),
+                            columns,
+                            rows,
+                        };
+                        (d.nodes[t].clone(), req)
+                    })
+                    .collect();
+                self.dn_calls(sends).await?;
+            }
+        }
+        let empty: Vec<(String, DnRequest)> = (0..n)
+            .filter(|&t| !created[t])
+            .map(|t| {
+                let req = DnRequest::Rowset {
+                    snapshot: snapshot.clone(),
+                    name: m.placeholder.clone(),
+                    columns: Some(m.columns.clone()),
+                    rows: Vec::new(),
+                };
+                (d.nodes[t].clone(), req)
+            })
+            .collect();
+        self.dn_calls(empty).await?;
+        Ok(())
+    }
+
+    /// Send each request to its node inside the global transaction (opening it there first, as
+    /// `node_exec` does), all at once, and wait for every answer; the answers come back in the
+    /// order of `reqs`. Records which nodes wrote and whom they followed. **Invariant:** at most
+    /// one request per node (a connection carries one request at a time). Errors: the first
+    /// failed request's (every request was answered or failed first, so no connection is left
+    /// waiting on an answer).
+    async fn dn_calls(
+        &mut self,
+        reqs: Vec<(String, DnRequest)>,
+    ) -> Result<Vec<(String, DnResponse)>, PgError> {
+        if reqs.is_empty() {
+            return Ok(Vec::new());
+        }
+        for (node, _) in &reqs {
+            self.ensure_conn(node).await?;
+        }
+        let order: Vec<String> = reqs.iter().map(|(n, _)| n.clone()).collect();
+        let mut by_node: BTreeMap<String, DnRequest> = BTreeMap::new();
+        for (node, req) in reqs {
+            if by_node.insert(node, req).is_some() {
+                return Err(internal("two requests for one datanode connection at once"));
+            }
+        }
+        let txn = self.txn()?;
+        let mut calls = Vec::new();
+        for (node, (conn, _)) in txn.conns.iter_mut() {
+            if let Some(req) = by_node.remove(node) {
+                calls.push(async move { (node.clone(), conn.call(req).await) });
+            }
+        }
+        if !by_node.is_empty() {
+            return Err(internal("connection vanished"));
+        }
+        let answers = join_all(calls).await;
+        let mut out: BTreeMap<String, DnResponse> = BTreeMap::new();
+        let mut first_error = None;
+        for (node, answer) in answers {
+            match answer {
+                Ok(r) => {
+                    let (w, followed) = match &r {
+                        DnResponse::Results {
+                            wrote, followed, ..
+                        }
+                        | DnResponse::Batch {
+                            wrote, followed, ..
+                        } => (*wrote, followed.clone()),
+                        _ => (false, Vec::new()),
+                    };
+                    if let Some((_, wrote)) = txn.conns.get_mut(&node) {
+                        *wrote |= w;
+                    }
+                    for g in followed {
+                        if !txn.followed.contains(&g) {
+                            txn.followed.push(g);
+                        }
+                    }
+                    out.insert(node, r);
+                }
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        order
+            .into_iter()
+            .map(|node| {
+                let r = out
+                    .remove(&node)
+                    .ok_or_else(|| internal("a datanode answer is missing"))?;
+                Ok((node, r))
+            })
+            .collect()
     }
 
     /// EXPLAIN lines of a [`SelectRoute::Distributed`] plan: the shipped join (as fast query

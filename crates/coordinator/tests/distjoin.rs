@@ -279,3 +279,181 @@ async fn explain_and_statistics_choose_the_step() {
         vec![vec![Some("1".to_string())]]
     );
 }
+
+/// Joins over explicit small tables: NULL join keys never match (redistribution drops them,
+/// broadcast keeps them on every node and the equality rejects them), duplicate keys give every
+/// pair, a key whose rows all land on one node still meets its partners there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn null_and_duplicate_keys_move_as_typed_values() {
+    let c = cluster(3, 1).await;
+    let mut s = CoordSession::new(&c.coords[0]).expect("session");
+    for sql in [
+        "CREATE TABLE na (id int PRIMARY KEY, k int, t text) DISTRIBUTE BY HASH (id)",
+        "CREATE TABLE nb (id int PRIMARY KEY, k int, u text) DISTRIBUTE BY HASH (id)",
+        "INSERT INTO na VALUES (1, 1, 'a1'), (2, 1, 'a2'), (3, 2, 'it''s'), (4, NULL, 'a4'), \
+         (5, NULL, NULL), (6, 3, 'a6'), (7, 5, 'a7')",
+        "INSERT INTO nb VALUES (10, 1, 'b10'), (11, 1, NULL), (12, NULL, 'b12'), (13, 3, 'b13'), \
+         (14, 3, 'b14'), (15, 4, 'b15')",
+    ] {
+        s.execute(sql).await.expect(sql);
+    }
+    let sql = "SELECT na.id, nb.id, na.t, nb.u FROM na JOIN nb ON na.k = nb.k";
+    let p = plan(&mut s, sql).await;
+    assert!(p.contains("Distribute results by H: na.k"), "{p}");
+    assert!(p.contains("Distribute results by H: nb.k"), "{p}");
+    let s_ = |x: &str| Some(x.to_string());
+    assert_eq!(
+        rows(&mut s, sql, false).await,
+        vec![
+            vec![s_("1"), s_("10"), s_("a1"), s_("b10")],
+            vec![s_("1"), s_("11"), s_("a1"), None],
+            vec![s_("2"), s_("10"), s_("a2"), s_("b10")],
+            vec![s_("2"), s_("11"), s_("a2"), None],
+            vec![s_("6"), s_("13"), s_("a6"), s_("b13")],
+            vec![s_("6"), s_("14"), s_("a6"), s_("b14")],
+        ]
+    );
+    // Combined aggregates over the moved join, and a join that finds nothing.
+    assert_eq!(
+        rows(
+            &mut s,
+            "SELECT count(*), sum(na.id + nb.id) FROM na JOIN nb ON na.k = nb.k",
+            false
+        )
+        .await,
+        vec![vec![s_("6"), s_("87")]]
+    );
+    assert_eq!(
+        rows(
+            &mut s,
+            "SELECT na.id FROM na JOIN nb ON na.k = nb.k WHERE nb.k = 4",
+            false
+        )
+        .await,
+        Vec::<Vec<Option<String>>>::new()
+    );
+    // Broadcast (a non-equi join): the NULL keys travel and match nothing.
+    let sql = "SELECT na.id, nb.id FROM na JOIN nb ON na.k < nb.k";
+    let p = plan(&mut s, sql).await;
+    assert!(p.contains("Broadcast"), "{p}");
+    let mut want = Vec::new();
+    let a = [
+        (1, Some(1)),
+        (2, Some(1)),
+        (3, Some(2)),
+        (4, None),
+        (5, None),
+        (6, Some(3)),
+        (7, Some(5)),
+    ];
+    let b = [
+        (10, Some(1)),
+        (11, Some(1)),
+        (12, None),
+        (13, Some(3)),
+        (14, Some(3)),
+        (15, Some(4)),
+    ];
+    for (ai, ak) in a {
+        for (bi, bk) in b {
+            if let (Some(ak), Some(bk)) = (ak, bk) {
+                if ak < bk {
+                    want.push(vec![Some(ai.to_string()), Some(bi.to_string())]);
+                }
+            }
+        }
+    }
+    want.sort();
+    assert_eq!(rows(&mut s, sql, false).await, want);
+}
+
+/// A moved side bigger than one batch (`ROWSET_BATCH` rows per node) arrives whole.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_side_of_several_batches_moves_whole() {
+    let c = cluster(2, 1).await;
+    let mut s = CoordSession::new(&c.coords[0]).expect("session");
+    for sql in [
+        "CREATE TABLE ba (id int PRIMARY KEY, k int) DISTRIBUTE BY HASH (id)",
+        "CREATE TABLE bb (id int PRIMARY KEY, k int) DISTRIBUTE BY HASH (id)",
+        "INSERT INTO ba SELECT g, 30000 - g FROM generate_series(1, 25000) g",
+        "INSERT INTO bb SELECT g, g FROM generate_series(1, 25000) g",
+    ] {
+        s.execute(sql).await.expect(sql);
+    }
+    let sql = "SELECT count(*), sum(ba.id), sum(bb.id) FROM ba JOIN bb ON ba.k = bb.k";
+    let p = plan(&mut s, sql).await;
+    assert!(p.contains("Distribute results by"), "{p}");
+    // ba.k = 30000 - id meets bb.k in 5000..=25000 for ba.id in 5000..=25000.
+    let n: i64 = 20001;
+    let sum_a: i64 = (5000..=25000).sum();
+    let sum_b: i64 = (5000..=25000).map(|i: i64| 30000 - i).sum();
+    assert_eq!(
+        rows(&mut s, sql, false).await,
+        vec![vec![
+            Some(n.to_string()),
+            Some(sum_a.to_string()),
+            Some(sum_b.to_string())
+        ]]
+    );
+}
+
+/// A moved join that fails inside a transaction block fails the block as any statement does;
+/// after ROLLBACK (or ROLLBACK TO SAVEPOINT) no rowset is left on the datanodes, and the same
+/// session's next joins work. A table named like a rowset shows its own rows again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_block_leaves_no_rowset_behind() {
+    let c = cluster(3, 1).await;
+    let mut s = CoordSession::new(&c.coords[0]).expect("session");
+    load(&mut s).await;
+    // The name of the first moved side's rowset on the datanodes.
+    for sql in [
+        "CREATE TABLE __pgxc_moved_0__ (k int) DISTRIBUTE BY REPLICATION",
+        "INSERT INTO __pgxc_moved_0__ VALUES (-1)",
+    ] {
+        s.execute(sql).await.expect(sql);
+    }
+    let own = vec![vec![Some("-1".to_string())]];
+    let join = "SELECT count(*), sum(t1.id) FROM t1 JOIN t2 ON t1.k = t2.k";
+    let failing = "SELECT t1.id / (t2.k - t2.k) FROM t1 JOIN t2 ON t1.k = t2.k";
+    assert!(plan(&mut s, failing)
+        .await
+        .contains("Distribute results by"));
+    let want = rows(&mut s, join, false).await;
+    assert_ne!(want, vec![vec![Some("0".to_string()), None]]);
+
+    s.execute("BEGIN").await.expect("begin");
+    assert_eq!(rows(&mut s, join, false).await, want);
+    // Dropped after the statement: the table is visible again in the same transaction.
+    assert_eq!(
+        rows(&mut s, "SELECT k FROM __pgxc_moved_0__", false).await,
+        own
+    );
+    let e = s.execute(failing).await.expect_err("division by zero");
+    assert_eq!(e.code, pgxc_common::SqlState::DivisionByZero);
+    assert_eq!(
+        code(&mut s, join).await,
+        pgxc_common::SqlState::InFailedSqlTransaction
+    );
+    s.execute("ROLLBACK").await.expect("rollback");
+    assert_eq!(rows(&mut s, join, false).await, want);
+    assert_eq!(
+        rows(&mut s, "SELECT k FROM __pgxc_moved_0__", false).await,
+        own
+    );
+
+    // Rolled back to a savepoint: the block goes on without the failed statement's rowsets.
+    s.execute("BEGIN").await.expect("begin");
+    s.execute("SAVEPOINT a").await.expect("savepoint");
+    let e = s.execute(failing).await.expect_err("division by zero");
+    assert_eq!(e.code, pgxc_common::SqlState::DivisionByZero);
+    s.execute("ROLLBACK TO SAVEPOINT a")
+        .await
+        .expect("rollback to");
+    assert_eq!(
+        rows(&mut s, "SELECT k FROM __pgxc_moved_0__", false).await,
+        own
+    );
+    assert_eq!(rows(&mut s, join, false).await, want);
+    s.execute("COMMIT").await.expect("commit");
+    assert_eq!(rows(&mut s, join, false).await, want);
+}

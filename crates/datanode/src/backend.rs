@@ -10,6 +10,10 @@
 //! `Query` answers a result's rows in batches: the first batch at once, the rest kept here under
 //! the coordinator's stream number for `Fetch` (the coordinator then holds one batch per datanode,
 //! not the whole result). Streams end with their transaction.
+//!
+//! `Rowset` loads rows sent as typed values into a session rowset of the open transaction
+//! (`Session::rowset_create` / `rowset_append`): a non-colocated join's moved side, which the
+//! join query that follows reads by the rowset's name. Rowsets end with their transaction too.
 
 use std::collections::HashMap;
 
@@ -303,6 +307,47 @@ impl Backend {
             }
             DnRequest::CloseStream { stream } => {
                 self.streams.remove(&stream);
+                Ok(DnResponse::Ok)
+            }
+            DnRequest::Rowset {
+                snapshot,
+                name,
+                columns,
+                rows,
+            } => {
+                if self.open_gxid().is_none() {
+                    return Err(PgError::new(
+                        SqlState::NoActiveSqlTransaction,
+                        "Rowset without Begin: a rowset lives in a global transaction",
+                    ));
+                }
+                self.start(s, snapshot)?;
+                if s.in_failed_transaction() {
+                    return Err(PgError::new(
+                        SqlState::InFailedSqlTransaction,
+                        "current transaction is aborted, commands ignored until end of transaction block",
+                    ));
+                }
+                let r = (|| {
+                    if let Some(columns) = columns {
+                        s.rowset_drop(&name);
+                        s.rowset_create(&name, columns)?;
+                    }
+                    if !rows.is_empty() {
+                        s.rowset_append(&name, rows)?;
+                    }
+                    Ok(DnResponse::Ok)
+                })();
+                if r.is_err() {
+                    // As after a failed statement: the transaction only rolls back now.
+                    s.fail_transaction_block();
+                }
+                r
+            }
+            DnRequest::DropRowset { name } => {
+                if self.open.is_some() {
+                    s.rowset_drop(&name);
+                }
                 Ok(DnResponse::Ok)
             }
             DnRequest::Cancel { .. } => Err(PgError::new(
@@ -757,6 +802,165 @@ mod tests {
         s2.execute("INSERT INTO t VALUES (2)").expect("insert");
         s2.execute("PREPARE TRANSACTION 'other'").expect("prepare");
         assert!(eng.finish_prepared("other", true).expect("commit prepared"));
+    }
+
+    #[test]
+    fn rowsets_carry_typed_rows_into_the_transaction_and_end_with_it() {
+        use pgxc_sql::types::{DataType, Value};
+        let eng = engine();
+        let mut s = eng.session();
+        let mut b = Backend::new("dn1");
+        s.execute("CREATE TABLE t (k int, v text)").expect("ddl");
+        s.execute("INSERT INTO t VALUES (1, 'one'), (2, 'two'), (3, 'three')")
+            .expect("load");
+        let snap = Snapshot::new(Gxid(5_000_001), vec![Gxid(5_000_000)]);
+        let columns = vec![
+            ("k".to_string(), DataType::Int4),
+            ("x".into(), DataType::Text),
+        ];
+        let load = |name: &str, columns: Option<Vec<(String, DataType)>>, rows| DnRequest::Rowset {
+            snapshot: snap.clone(),
+            name: name.into(),
+            columns,
+            rows,
+        };
+        // Not inside a global transaction: 25P01.
+        let r = b.handle(&mut s, &eng, load("r", Some(columns.clone()), vec![]));
+        assert!(
+            matches!(&r, DnResponse::Error(e) if e.code == SqlState::NoActiveSqlTransaction),
+            "{r:?}"
+        );
+        ok(b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Begin {
+                gxid: Gxid(5_000_000),
+                isolation: DnIsolation::ReadCommitted,
+                read_only: false,
+            },
+        ));
+        // Created by the transaction's first request (it opens the local transaction), then
+        // appended to in a second batch; values travel typed (a quote, a NULL, duplicate keys).
+        ok(b.handle(
+            &mut s,
+            &eng,
+            load(
+                "r",
+                Some(columns.clone()),
+                vec![
+                    vec![Value::Int4(1), Value::Text("it's".into())],
+                    vec![Value::Null, Value::Text("no key".into())],
+                ],
+            ),
+        ));
+        ok(b.handle(
+            &mut s,
+            &eng,
+            load(
+                "r",
+                None,
+                vec![
+                    vec![Value::Int4(3), Value::Null],
+                    vec![Value::Int4(3), Value::Text("again".into())],
+                ],
+            ),
+        ));
+        let query = |sql: &str| DnRequest::Execute {
+            snapshot: snap.clone(),
+            sql: sql.into(),
+        };
+        let joined = rows(b.handle(
+            &mut s,
+            &eng,
+            query("SELECT t.v, r.x FROM t JOIN r ON t.k = r.k ORDER BY t.v, r.x"),
+        ));
+        assert_eq!(
+            joined,
+            vec![
+                vec![Value::Text("one".into()), Value::Text("it's".into())],
+                vec![Value::Text("three".into()), Value::Text("again".into())],
+                vec![Value::Text("three".into()), Value::Null],
+            ]
+        );
+        // Creating again replaces it (a statement retried after ROLLBACK TO SAVEPOINT).
+        ok(b.handle(
+            &mut s,
+            &eng,
+            load(
+                "r",
+                Some(vec![("k".into(), DataType::Int8)]),
+                vec![vec![Value::Int8(2)]],
+            ),
+        ));
+        assert_eq!(
+            rows(b.handle(&mut s, &eng, query("SELECT k FROM r"))),
+            vec![vec![Value::Int8(2)]]
+        );
+        ok(b.handle(&mut s, &eng, DnRequest::DropRowset { name: "r".into() }));
+        let r = b.handle(&mut s, &eng, query("SELECT k FROM r"));
+        assert!(
+            matches!(&r, DnResponse::Error(e) if e.code == SqlState::UndefinedTable),
+            "{r:?}"
+        );
+        ok(b.handle(&mut s, &eng, DnRequest::Rollback));
+        // A rowset left at the end of a transaction is gone with it.
+        let t2 = Gxid(5_000_002);
+        let snap2 = Snapshot::new(Gxid(5_000_003), vec![t2]);
+        ok(b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Begin {
+                gxid: t2,
+                isolation: DnIsolation::ReadCommitted,
+                read_only: false,
+            },
+        ));
+        ok(b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Rowset {
+                snapshot: snap2.clone(),
+                name: "leftover".into(),
+                columns: Some(columns.clone()),
+                rows: vec![vec![Value::Int4(1), Value::Null]],
+            },
+        ));
+        ok(b.handle(&mut s, &eng, DnRequest::Commit));
+        let t3 = Gxid(5_000_004);
+        ok(b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Begin {
+                gxid: t3,
+                isolation: DnIsolation::ReadCommitted,
+                read_only: false,
+            },
+        ));
+        let r = b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Execute {
+                snapshot: Snapshot::new(Gxid(5_000_005), vec![t3]),
+                sql: "SELECT * FROM leftover".into(),
+            },
+        );
+        assert!(
+            matches!(&r, DnResponse::Error(e) if e.code == SqlState::UndefinedTable),
+            "{r:?}"
+        );
+        // Appending to a rowset that does not exist fails (and fails the transaction).
+        let r = b.handle(
+            &mut s,
+            &eng,
+            DnRequest::Rowset {
+                snapshot: Snapshot::new(Gxid(5_000_005), vec![t3]),
+                name: "nothere".into(),
+                columns: None,
+                rows: vec![vec![Value::Int4(1)]],
+            },
+        );
+        assert!(matches!(&r, DnResponse::Error(_)), "{r:?}");
+        ok(b.handle(&mut s, &eng, DnRequest::Rollback));
     }
 
     #[test]

@@ -201,7 +201,7 @@ impl DnConn {
     /// datanode's SQLSTATE); a transport failure is 08006 before the request left and 08007 after.
     ///
     /// Inside a [`CallContext::scope`]: a statement request (`Execute`, `Query`, `Fetch`,
-    /// `CopyIn`) made after the context was cancelled fails with 57014 without being sent, and a
+    /// `CopyIn`, `Rowset`) made after the context was cancelled fails with 57014 without being sent, and a
     /// cancel arriving while the answer is awaited is forwarded to the datanode backend (on a
     /// connection of its own), whose statement then fails with 57014; the NOTICEs of the answer
     /// are added to the context.
@@ -218,6 +218,7 @@ impl DnConn {
                 | DnRequest::Query { .. }
                 | DnRequest::Fetch { .. }
                 | DnRequest::CopyIn { .. }
+                | DnRequest::Rowset { .. }
         );
         let ctx = CallContext::current().filter(|_| statement);
         if ctx.as_ref().is_some_and(|c| c.is_cancelled()) {
