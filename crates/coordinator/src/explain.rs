@@ -230,6 +230,58 @@ pub fn remote_scans(
     out
 }
 
+/// The lines of an ORDER BY merged here from the datanodes' sorted streams (XC's remote sort
+/// under a coordinator merge, PostgreSQL's `Merge Append` of sorted inputs): with `limited`
+/// (LIMIT/OFFSET) a `Limit` on top, then
+/// ```text
+/// Merge Append
+///   Output: val, val2                 -- VERBOSE: the per-node rows' columns (keys last)
+///   Sort Key: val2 DESC, val
+///   ->  Data Node Scan on tab1 t
+///         Output: val, val2           -- VERBOSE
+///         Node/s: dn1, dn2
+///         Remote query: SELECT val, val2 FROM public.tab1 AS "t" ORDER BY 2 DESC, 1 LIMIT 3
+/// ```
+/// `target` is the scanned table as EXPLAIN names it (`tab1 t` with an alias).
+pub fn merged(
+    limited: bool,
+    sort_key: &[String],
+    output: &[String],
+    target: &str,
+    scan: &RemoteScan,
+    o: ExplainOpts,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    // The Merge Append's property column: under a Limit's arrow, or at the root.
+    let ind = if limited { "        " } else { "  " };
+    if limited {
+        out.push(header("Limit", o));
+        if o.verbose {
+            out.push(format!("  Output: {}", output.join(", ")));
+        }
+        out.push(format!("  ->  {}", header("Merge Append", o)));
+    } else {
+        out.push(header("Merge Append", o));
+    }
+    if o.verbose {
+        out.push(format!("{ind}Output: {}", output.join(", ")));
+    }
+    out.push(format!("{ind}Sort Key: {}", sort_key.join(", ")));
+    out.push(format!(
+        "{ind}->  {}",
+        header(&format!("Data Node Scan on {target}"), o)
+    ));
+    let pind = format!("{ind}      ");
+    if o.verbose {
+        out.push(format!("{pind}Output: {}", output.join(", ")));
+    }
+    out.push(format!("{pind}Node/s: {}", scan.nodes.join(", ")));
+    if o.verbose {
+        out.push(format!("{pind}Remote query: {}", scan.query));
+    }
+    out
+}
+
 /// The plan of a remote group query (`Data Node Scan on "__REMOTE_GROUP_QUERY__"` under the
 /// coordinator's final step) with its partial columns (`pgxc_g0`, `pgxc_p0`, ...) named by
 /// the expressions the datanodes compute, in XC's shape: the scan's `Output: tab1.val2,
@@ -410,6 +462,39 @@ mod tests {
             vec![
                 "Data Node Scan on a  (cost=0.00..1.00 rows=1 width=4)",
                 "  Node/s: dn1, dn2"
+            ]
+        );
+    }
+
+    #[test]
+    fn merge_shape() {
+        let scan = RemoteScan {
+            nodes: vec!["dn1".into(), "dn2".into()],
+            query: "SELECT val FROM public.tab1 AS \"t\" ORDER BY 1 DESC".into(),
+        };
+        let keys = vec!["val DESC".to_string()];
+        let output = vec!["val".to_string()];
+        assert_eq!(
+            merged(false, &keys, &output, "tab1 t", &scan, OFF),
+            vec![
+                "Merge Append",
+                "  Sort Key: val DESC",
+                "  ->  Data Node Scan on tab1 t",
+                "        Node/s: dn1, dn2",
+            ]
+        );
+        assert_eq!(
+            merged(true, &keys, &output, "tab1 t", &scan, VERBOSE),
+            vec![
+                "Limit",
+                "  Output: val",
+                "  ->  Merge Append",
+                "        Output: val",
+                "        Sort Key: val DESC",
+                "        ->  Data Node Scan on tab1 t",
+                "              Output: val",
+                "              Node/s: dn1, dn2",
+                "              Remote query: SELECT val FROM public.tab1 AS \"t\" ORDER BY 1 DESC",
             ]
         );
     }

@@ -13,6 +13,16 @@
 //! [`peak_buffered_rows`] high-water mark measures it). An implicit transaction stays open until
 //! the stream ends or is closed, then commits as after any statement. Without streaming (internal
 //! callers, `COPY TO`), the batches are gathered into one result.
+//!
+//! An ORDER BY merged from the datanodes' sorted streams (`remote_sort`'s k-way merge, XC's
+//! merge of sorted remote streams) uses the same machinery: every node runs its sorted query
+//! under one stream number, and instead of concatenating, the stream keeps a binary heap over the
+//! head row of each node's buffer, ordered by the statement's keys with the engine's own Sort
+//! comparison ([`pgxc_sql::cmp_nulls`]; ties go to the earlier node). Each pull pops the
+//! smallest head, refills a node's buffer (`DnRequest::Fetch`) only when it ran dry, skips OFFSET
+//! rows, stops at LIMIT (closing what the nodes still hold), strips the hidden key columns and
+//! hands out at most `pgxc.remote_fetch_size` rows. So the coordinator holds at most one batch per
+//! datanode also without LIMIT.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -23,6 +33,7 @@ use pgxc_sql::parser::{self, Statement};
 use pgxc_sql::types::{DataType, Value};
 use pgxc_sql::QueryResult;
 
+use super::remote_sort::{MergeKey, MergeSpec};
 use super::{internal, CoordSession};
 
 /// The setting that bounds a coordinator's buffered rows: `SET pgxc.remote_fetch_size = n`
@@ -83,6 +94,89 @@ struct RemoteStream {
     sent: u64,
     /// Whether the result concatenates several nodes (the tag counts rows) or is one node's.
     several: bool,
+    /// A k-way merge of the parts (sorted streams) instead of their concatenation.
+    merge: Option<Merging>,
+}
+
+/// The state of a k-way merge over a stream's parts.
+struct Merging {
+    /// The ORDER BY keys (columns of the nodes' rows).
+    keys: Vec<MergeKey>,
+    /// Trailing key columns stripped from every row.
+    hidden: usize,
+    /// OFFSET rows still to skip.
+    skip: u64,
+    /// LIMIT rows still to hand out (`None`: no LIMIT).
+    left: Option<u64>,
+    /// A binary min-heap of part indexes whose buffers hold a head row.
+    heap: Vec<usize>,
+    /// Parts whose buffer ran dry while the node has more (fetched before the next pop).
+    refill: Vec<usize>,
+}
+
+/// `a`'s head row against `b`'s in merge order (`Less`: `a` goes first): the keys with the
+/// engine's Sort comparison, ties to the earlier node (a stable merge).
+fn head_cmp(
+    parts: &VecDeque<NodePart>,
+    keys: &[MergeKey],
+    a: usize,
+    b: usize,
+) -> std::cmp::Ordering {
+    let (Some(x), Some(y)) = (parts[a].buffer.front(), parts[b].buffer.front()) else {
+        return a.cmp(&b);
+    };
+    for k in keys {
+        let o = pgxc_sql::cmp_nulls(
+            x.get(k.col).unwrap_or(&Value::Null),
+            y.get(k.col).unwrap_or(&Value::Null),
+            k.desc,
+            k.nulls_first,
+        );
+        if o != std::cmp::Ordering::Equal {
+            return o;
+        }
+    }
+    a.cmp(&b)
+}
+
+/// Add part `i` to the heap (sift up).
+fn heap_push(heap: &mut Vec<usize>, parts: &VecDeque<NodePart>, keys: &[MergeKey], i: usize) {
+    heap.push(i);
+    let mut c = heap.len() - 1;
+    while c > 0 {
+        let up = (c - 1) / 2;
+        if head_cmp(parts, keys, heap[c], heap[up]) == std::cmp::Ordering::Less {
+            heap.swap(c, up);
+            c = up;
+        } else {
+            break;
+        }
+    }
+}
+
+/// Take the part with the smallest head row off the heap (sift down).
+fn heap_pop(heap: &mut Vec<usize>, parts: &VecDeque<NodePart>, keys: &[MergeKey]) -> Option<usize> {
+    if heap.is_empty() {
+        return None;
+    }
+    let top = heap.swap_remove(0);
+    let mut c = 0;
+    loop {
+        let (l, r) = (2 * c + 1, 2 * c + 2);
+        let mut m = c;
+        if l < heap.len() && head_cmp(parts, keys, heap[l], heap[m]) == std::cmp::Ordering::Less {
+            m = l;
+        }
+        if r < heap.len() && head_cmp(parts, keys, heap[r], heap[m]) == std::cmp::Ordering::Less {
+            m = r;
+        }
+        if m == c {
+            break;
+        }
+        heap.swap(c, m);
+        c = m;
+    }
+    Some(top)
 }
 
 impl RemoteStream {
@@ -265,6 +359,9 @@ impl CoordSession {
             ));
         }
         let max = max.max(1);
+        if self.streams.open[pos].1.merge.is_some() {
+            return self.next_merged(pos, max, own).await;
+        }
         loop {
             let stream = &mut self.streams.open[pos].1;
             let Some(part) = stream.parts.front_mut() else {
@@ -314,6 +411,126 @@ impl CoordSession {
                 part.buffer.extend(b.rows);
                 part.more = b.more;
                 part.tag = b.tag;
+            }
+        }
+        Ok(Err(self.finish_stream(pos, None, own).await?))
+    }
+
+    /// The next rows of the merged stream at `pos` (see the module docs): at most `max` and at
+    /// most `pgxc.remote_fetch_size`, or `Ok(Err(tag))` once the merge is done (every node ran
+    /// dry, or LIMIT rows went out: then the nodes' unread rows are dropped). `own` as for
+    /// [`CoordSession::next_rows`].
+    async fn next_merged(
+        &mut self,
+        pos: usize,
+        max: usize,
+        own: bool,
+    ) -> Result<Result<Vec<Vec<Value>>, String>, PgError> {
+        let cap = max.min(self.streams.fetch_size as usize).max(1);
+        let mut out: Vec<Vec<Value>> = Vec::new();
+        loop {
+            if out.len() >= cap {
+                break;
+            }
+            // Every node with rows left must show its head before the next pop.
+            let stream = &mut self.streams.open[pos].1;
+            let Some(m) = stream.merge.as_mut() else {
+                return Err(internal("stream is not a merge"));
+            };
+            if m.left == Some(0) {
+                break;
+            }
+            if let Some(i) = m.refill.pop() {
+                let (node, number) = (stream.parts[i].node.clone(), stream.number);
+                let batch = self.streams.fetch_size;
+                let r = self
+                    .stream_call(
+                        &node,
+                        DnRequest::Fetch {
+                            stream: number,
+                            batch,
+                        },
+                    )
+                    .await;
+                let b = match r {
+                    Ok(b) => b,
+                    Err(e) => {
+                        self.streams.open.remove(pos);
+                        if own {
+                            self.fail().await;
+                        }
+                        return Err(e);
+                    }
+                };
+                hold(b.rows.len());
+                let stream = &mut self.streams.open[pos].1;
+                let RemoteStream { parts, merge, .. } = stream;
+                let Some(m) = merge.as_mut() else {
+                    return Err(internal("stream is not a merge"));
+                };
+                let part = &mut parts[i];
+                part.buffer.extend(b.rows);
+                part.more = b.more;
+                part.tag = b.tag;
+                if !part.buffer.is_empty() {
+                    heap_push(&mut m.heap, parts, &m.keys, i);
+                } else if part.more {
+                    m.refill.push(i);
+                }
+                continue;
+            }
+            let RemoteStream {
+                parts, merge, sent, ..
+            } = stream;
+            let Some(m) = merge.as_mut() else {
+                return Err(internal("stream is not a merge"));
+            };
+            let Some(i) = heap_pop(&mut m.heap, parts, &m.keys) else {
+                break;
+            };
+            let Some(mut row) = parts[i].buffer.pop_front() else {
+                continue;
+            };
+            release(1);
+            if !parts[i].buffer.is_empty() {
+                heap_push(&mut m.heap, parts, &m.keys, i);
+            } else if parts[i].more {
+                m.refill.push(i);
+            }
+            if m.skip > 0 {
+                m.skip -= 1;
+                continue;
+            }
+            if let Some(l) = m.left.as_mut() {
+                *l -= 1;
+            }
+            row.truncate(row.len().saturating_sub(m.hidden));
+            out.push(row);
+            *sent += 1;
+        }
+        if !out.is_empty() {
+            return Ok(Ok(out));
+        }
+        // Done: in a transaction block the nodes drop what LIMIT left unread now.
+        if self.block.is_some() {
+            let s = &self.streams.open[pos].1;
+            let number = s.number;
+            let open: Vec<String> = s
+                .parts
+                .iter()
+                .filter(|p| p.more)
+                .map(|p| p.node.clone())
+                .collect();
+            for node in open {
+                if let Some((conn, _)) = self.txn.as_mut().and_then(|t| t.conns.get_mut(&node)) {
+                    if let Err(e) = conn.call(DnRequest::CloseStream { stream: number }).await {
+                        self.streams.open.remove(pos);
+                        if own {
+                            self.fail().await;
+                        }
+                        return Err(e);
+                    }
+                }
             }
         }
         Ok(Err(self.finish_stream(pos, None, own).await?))
@@ -384,6 +601,43 @@ impl CoordSession {
         text: &str,
         nodes: Vec<String>,
     ) -> Result<QueryResult, PgError> {
+        self.open_stream(text, nodes, None).await
+    }
+
+    /// A merged ORDER BY (`remote_sort`): `text` (the nodes' sorted query, `spec.visible`
+    /// columns then `spec.hidden` key columns) on every node of `nodes`, the rows merged in key
+    /// order with OFFSET/LIMIT applied and the hidden columns stripped; the tag is `SELECT
+    /// <rows>`. Streams (see the module docs) when allowed and some node has more than one batch.
+    /// Errors: the datanodes' errors; XX000 when a node's columns are not the planned ones.
+    pub(super) async fn merge_ship(
+        &mut self,
+        text: &str,
+        nodes: Vec<String>,
+        spec: &MergeSpec,
+    ) -> Result<QueryResult, PgError> {
+        let m = Merging {
+            keys: spec.keys.clone(),
+            hidden: spec.hidden,
+            skip: spec.offset,
+            left: spec.limit,
+            heap: Vec::new(),
+            refill: Vec::new(),
+        };
+        let mut r = self
+            .open_stream(text, nodes, Some((m, spec.visible)))
+            .await?;
+        r.columns.truncate(spec.visible);
+        Ok(r)
+    }
+
+    /// [`CoordSession::ship`] (`merge`: `None`) or [`CoordSession::merge_ship`] (the merge and
+    /// the visible column count).
+    async fn open_stream(
+        &mut self,
+        text: &str,
+        nodes: Vec<String>,
+        merge: Option<(Merging, usize)>,
+    ) -> Result<QueryResult, PgError> {
         let number = (self.streams.next & u64::from(u32::MAX)) as u32;
         let id = self.streams.next;
         self.streams.next += 1;
@@ -414,12 +668,33 @@ impl CoordSession {
         }
         let columns = columns.ok_or_else(|| internal("no result from datanode"))?;
         let gxid = self.txn()?.gxid;
+        let merge = match merge {
+            None => None,
+            Some((mut m, visible)) => {
+                if columns.len() != visible + m.hidden {
+                    return Err(internal(format!(
+                        "merged ORDER BY: a datanode answered {} columns, {} planned",
+                        columns.len(),
+                        visible + m.hidden
+                    )));
+                }
+                for i in 0..parts.len() {
+                    if !parts[i].buffer.is_empty() {
+                        heap_push(&mut m.heap, &parts, &m.keys, i);
+                    } else if parts[i].more {
+                        m.refill.push(i);
+                    }
+                }
+                Some(m)
+            }
+        };
         let stream = RemoteStream {
             gxid,
             number,
             parts,
             sent: 0,
             several,
+            merge,
         };
         guard.0 = 0; // the stream owns the held rows now
         if self.streams.allow && self.streams.last_statement && stream.parts.iter().any(|p| p.more)
