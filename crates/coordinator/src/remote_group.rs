@@ -23,7 +23,17 @@
 //! | `agg(DISTINCT x...)` | `x` added to GROUP BY (deduplicated on the nodes) | `agg(DISTINCT pgxc_dN ...)` |
 //!
 //! then HAVING, DISTINCT, ORDER BY and LIMIT/OFFSET of the original statement, over the final
-//! groups. The result types are PostgreSQL's (`count` bigint, `sum(int4)` bigint, `avg(int)`
+//! groups.
+//!
+//! A plain `SELECT DISTINCT <exprs>` (no aggregates, no GROUP BY; not `DISTINCT ON`) is split the
+//! same way, DISTINCT being a GROUP BY on every output expression: the nodes run
+//! `SELECT e1 AS pgxc_g0, ... FROM ... WHERE ... GROUP BY e1, ...` (deduplicating their own rows;
+//! `*` is expanded to every column, qualified; literal outputs stay on the coordinator) and the
+//! final step is `SELECT DISTINCT pgxc_g0 AS "e1", ... FROM __remote_group_query__ [ORDER BY ...]
+//! [LIMIT ...]` (EXPLAIN: `HashAggregate`/`Unique` over `Data Node Scan on
+//! "__REMOTE_GROUP_QUERY__"`). An output expression that reads no column and is not a literal
+//! (`random()`) keeps the statement off this route. When the output includes a single table's
+//! distribution key, the statement is shipped whole instead (`route::distinct_by_key`). The result types are PostgreSQL's (`count` bigint, `sum(int4)` bigint, `avg(int)`
 //! numeric with the scale of numeric division, `avg(float8)` float8), a global aggregate over no
 //! rows gives one row (count 0, sum NULL). Anything else — aggregates with ORDER BY inside or
 //! FILTER, `string_agg`/`array_agg` without DISTINCT, statistics aggregates, window functions,
@@ -369,6 +379,15 @@ impl VisitorMut for Splitter<'_> {
     }
 }
 
+/// Whether `e` is a literal (possibly negated, cast or parenthesized): the same on every row.
+fn constant(e: &Expr) -> bool {
+    match e {
+        Expr::Value(v) => !matches!(v.value, ast::Value::Placeholder(_)),
+        Expr::UnaryOp { expr, .. } | Expr::Nested(expr) | Expr::Cast { expr, .. } => constant(expr),
+        _ => false,
+    }
+}
+
 /// Split an aggregate SELECT over `tables` (the FROM list's occurrences: the names each is referred
 /// to by, and its columns) into a partial query for the datanodes and a final step here. `None`
 /// when the statement is not of the splittable kind (see the module's docs); the caller checks that
@@ -409,7 +428,11 @@ pub(super) fn split(q: &ast::Query, tables: &[JoinTable]) -> Option<GroupSplit> 
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
-    if gexprs.is_empty() && !has_agg {
+    // A plain SELECT DISTINCT (no aggregates, no GROUP BY) is a GROUP BY on every output
+    // expression: the nodes deduplicate their rows, the final step deduplicates their union.
+    let distinct_only =
+        gexprs.is_empty() && !has_agg && matches!(sel.distinct, Some(ast::Distinct::Distinct));
+    if gexprs.is_empty() && !has_agg && !distinct_only {
         return None;
     }
     // The WHERE and ON clauses run on the datanodes: no subqueries or aggregates there.
@@ -445,6 +468,21 @@ pub(super) fn split(q: &ast::Query, tables: &[JoinTable]) -> Option<GroupSplit> 
                 names.push(parser::normalize_ident(alias));
                 items.push(expr.clone());
             }
+            // `SELECT DISTINCT *`: every column of every occurrence, in order, qualified.
+            ast::SelectItem::Wildcard(opts)
+                if distinct_only && *opts == ast::WildcardAdditionalOptions::default() =>
+            {
+                for (occ_names, cols) in tables {
+                    let qual = occ_names.last()?;
+                    for (c, _) in cols {
+                        names.push(c.clone());
+                        items.push(Expr::CompoundIdentifier(vec![
+                            ast::Ident::with_quote('"', qual.clone()),
+                            ast::Ident::with_quote('"', c.clone()),
+                        ]));
+                    }
+                }
+            }
             _ => return None,
         }
     }
@@ -463,9 +501,21 @@ pub(super) fn split(q: &ast::Query, tables: &[JoinTable]) -> Option<GroupSplit> 
             }
         }
     }
-    // Group keys: expressions, or ordinals of the select list.
+    // Group keys: expressions, or ordinals of the select list; for a plain DISTINCT, the output
+    // expressions that read columns (a constant one is the same on every row; anything else that
+    // reads no column — `random()` — is left to the fallback).
+    let mut gexprs = gexprs.clone();
+    if distinct_only {
+        for e in &items {
+            if reads_columns(tables, e) {
+                gexprs.push(e.clone());
+            } else if !constant(e) {
+                return None;
+            }
+        }
+    }
     let mut groups: Vec<(String, String)> = Vec::new();
-    for g in gexprs {
+    for g in &gexprs {
         let e = match g {
             Expr::Value(v) => match &v.value {
                 ast::Value::Number(n, _) => {
@@ -547,8 +597,10 @@ pub(super) fn split(q: &ast::Query, tables: &[JoinTable]) -> Option<GroupSplit> 
     let ast::SetExpr::Select(lsel) = local.body.as_mut() else {
         return None;
     };
+    // A plain DISTINCT keeps its DISTINCT over the group columns (no GROUP BY here).
+    let final_keys = if distinct_only { 0 } else { sp.groups.len() };
     lsel.group_by = ast::GroupByExpr::Expressions(
-        (0..sp.groups.len())
+        (0..final_keys)
             .map(|i| Expr::Identifier(ast::Ident::new(format!("pgxc_g{i}"))))
             .collect(),
         Vec::new(),
@@ -811,6 +863,40 @@ mod tests {
             "SELECT count(DISTINCT pgxc_d0) AS \"count\", sum(pgxc_p0)::int8 AS \"sum\" \
              FROM __remote_group_query__"
         );
+    }
+
+    #[test]
+    fn plain_distinct_groups_on_the_nodes() {
+        let s = split(
+            &query("SELECT DISTINCT b, a + 1 AS x, 7 FROM t WHERE k > 1 ORDER BY b LIMIT 3"),
+            &t(),
+        )
+        .expect("splits");
+        assert_eq!(
+            s.remote,
+            "SELECT b AS pgxc_g0, a + 1 AS pgxc_g1 FROM t WHERE k > 1 GROUP BY b, a + 1"
+        );
+        assert_eq!(
+            s.local_sql(&[DataType::Text, DataType::Int4])
+                .expect("final"),
+            "SELECT DISTINCT pgxc_g0 AS \"b\", pgxc_g1 AS \"x\", 7 AS \"?column?\" \
+             FROM __remote_group_query__ ORDER BY pgxc_g0 LIMIT 3"
+        );
+        let s = split(&query("SELECT DISTINCT * FROM t"), &t()).expect("splits");
+        assert_eq!(
+            s.remote,
+            "SELECT \"t\".\"k\" AS pgxc_g0, \"t\".\"a\" AS pgxc_g1, \"t\".\"b\" AS pgxc_g2 \
+             FROM t GROUP BY \"t\".\"k\", \"t\".\"a\", \"t\".\"b\""
+        );
+        for sql in [
+            "SELECT DISTINCT ON (a) a, b FROM t",
+            "SELECT DISTINCT random() FROM t",
+            "SELECT DISTINCT a FROM t ORDER BY b",
+            "SELECT DISTINCT a, (SELECT 1) FROM t",
+            "SELECT DISTINCT 1 FROM t",
+        ] {
+            assert!(split(&query(sql), &t()).is_none(), "{sql}");
+        }
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! What a statement touches: its relations, the distribution-key values its WHERE clause pins,
-//! and whether it can be shipped whole to several datanodes and its results concatenated.
+//! and whether it can be shipped whole to several datanodes and its results concatenated
+//! (plain scans, GROUP BY or DISTINCT including the distribution key), and which columns of each
+//! table it reads ([`read_columns`]: the coordinator's fallback fetches only those, projection
+//! pushdown under its remote scans).
 
 use std::ops::ControlFlow;
 
@@ -723,6 +726,317 @@ pub fn grouped_by_key(q: &ast::Query, names: &[String], key: &str) -> bool {
     !v.0
 }
 
+/// Whether `q` is a plain single-table `SELECT DISTINCT` whose output includes the distribution
+/// key `key` of the table called `names` (name or alias) as a bare column (or `*`): `SELECT
+/// DISTINCT ..., key, ... FROM t [WHERE ...]` with no DISTINCT ON, aggregates, GROUP BY, HAVING,
+/// ORDER BY, LIMIT/OFFSET, window functions, subqueries, CTEs or set operations. Two equal
+/// output rows then have equal keys and so come from the same datanode: the query runs whole on
+/// each node and the results are concatenated (like [`grouped_by_key`]).
+pub fn distinct_by_key(q: &ast::Query, names: &[String], key: &str) -> bool {
+    if q.with.is_some()
+        || q.order_by.is_some()
+        || q.limit_clause.is_some()
+        || q.fetch.is_some()
+        || !q.locks.is_empty()
+    {
+        return false;
+    }
+    let SetExpr::Select(s) = q.body.as_ref() else {
+        return false;
+    };
+    if !matches!(s.distinct, Some(ast::Distinct::Distinct))
+        || s.having.is_some()
+        || !s.named_window.is_empty()
+    {
+        return false;
+    }
+    match &s.group_by {
+        ast::GroupByExpr::Expressions(v, m) if v.is_empty() && m.is_empty() => {}
+        _ => return false,
+    }
+    let [from] = s.from.as_slice() else {
+        return false;
+    };
+    if !from.joins.is_empty() || !matches!(from.relation, TableFactor::Table { args: None, .. }) {
+        return false;
+    }
+    let has_key = s.projection.iter().any(|item| match item {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+            is_key(e, names, key)
+        }
+        ast::SelectItem::Wildcard(o) => *o == ast::WildcardAdditionalOptions::default(),
+        ast::SelectItem::QualifiedWildcard(
+            ast::SelectItemQualifiedWildcardKind::ObjectName(n),
+            o,
+        ) => {
+            *o == ast::WildcardAdditionalOptions::default()
+                && fold(n).is_some_and(|(_, t)| names.contains(&t))
+        }
+        _ => false,
+    });
+    if !has_key {
+        return false;
+    }
+    let mut v = NeedsCoordinator(false);
+    let _ = q.visit(&mut v);
+    !v.0
+}
+
+/// The columns a statement reads of each table it names, for projection pushdown under the
+/// coordinator's fallback (`SelectRoute::Evaluate`: fetch only what the statement reads).
+///
+/// `tables` are the tables to answer for: each one's bare (unqualified, folded) name and its
+/// columns in order. The answer has one entry per table: `Some(mask)` (`mask[i]`: column `i` is
+/// read) or `None` when every column must be fetched. The analysis over-approximates: a column
+/// counts as read when a two-part reference `q.c` names it with `q` one of the table's
+/// occurrences (its name or alias, in any scope), or when any other identifier anywhere in the
+/// statement (select lists, WHERE, ON, USING, GROUP BY, ORDER BY, window definitions, subqueries,
+/// CTEs...) is spelled like it. A table is read whole when the statement uses `t.*`, a whole-row
+/// reference (`t`, `row_to_json(x)`, `(t).a`, `t.f` naming no column: PostgreSQL's `f(t)`), a
+/// column alias list (`t AS x(a, b)`), and every table is read
+/// whole for an unqualified `*`, a NATURAL join or a `TABLE t` body — PostgreSQL's expansion of
+/// those depends on column positions this analysis does not track.
+pub fn read_columns(q: &ast::Query, tables: &[(String, Vec<String>)]) -> Vec<Option<Vec<bool>>> {
+    let mut r = Reads {
+        tables,
+        occurrences: Vec::new(),
+        idents: Vec::new(),
+        qualified: vec![Vec::new(); tables.len()],
+        handled: Vec::new(),
+        whole: vec![false; tables.len()],
+        all: false,
+    };
+    // First the occurrences (names and aliases), then every reference.
+    let mut occ = Occurrences(Vec::new(), tables, Vec::new());
+    let _ = q.visit(&mut occ);
+    r.occurrences = occ.0;
+    for i in occ.2 {
+        r.whole[i] = true;
+    }
+    let _ = q.visit(&mut r);
+    tables
+        .iter()
+        .enumerate()
+        .map(|(i, (_, cols))| {
+            if r.all || r.whole[i] {
+                return None;
+            }
+            Some(
+                cols.iter()
+                    .map(|c| r.idents.contains(c) || r.qualified[i].contains(c))
+                    .collect(),
+            )
+        })
+        .collect()
+}
+
+/// The names table occurrences are referred to by (table name, alias) and the table each means;
+/// the third field lists tables read whole because of a column alias list.
+struct Occurrences<'a>(
+    Vec<(String, usize)>,
+    &'a [(String, Vec<String>)],
+    Vec<usize>,
+);
+
+impl Visitor for Occurrences<'_> {
+    type Break = ();
+
+    fn pre_visit_table_factor(&mut self, f: &TableFactor) -> ControlFlow<()> {
+        if let TableFactor::Table { name, alias, .. } = f {
+            if let Some((_, bare)) = fold(name) {
+                for (i, (t, _)) in self.1.iter().enumerate() {
+                    if *t != bare {
+                        continue;
+                    }
+                    self.0.push((bare.clone(), i));
+                    if let Some(a) = alias {
+                        self.0.push((normalize_ident(&a.name), i));
+                        if !a.columns.is_empty() {
+                            self.2.push(i);
+                        }
+                    }
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// The reference walk of [`read_columns`].
+struct Reads<'a> {
+    tables: &'a [(String, Vec<String>)],
+    occurrences: Vec<(String, usize)>,
+    /// Every identifier of the statement that names some table's column, folded (except the
+    /// parts of `q.c` references resolved to table occurrences, see `qualified`).
+    idents: Vec<String>,
+    /// Per table, the columns `q.c` references name when `q` is one of its occurrences.
+    qualified: Vec<Vec<String>>,
+    /// The identifiers of the `q.c` references counted in `qualified` (by address in the
+    /// statement, which the walk borrows unchanged), skipped by the identifier walk.
+    handled: Vec<*const ast::Ident>,
+    whole: Vec<bool>,
+    all: bool,
+}
+
+impl Reads<'_> {
+    /// `name` (folded) used as a whole row or in `name.*`: the tables it names are read whole;
+    /// a name that is no table occurrence (a subquery's alias, a CTE) reads everything.
+    fn whole_row(&mut self, name: &str, must_match: bool) {
+        let mut hit = false;
+        for (n, i) in &self.occurrences {
+            if n == name {
+                self.whole[*i] = true;
+                hit = true;
+            }
+        }
+        if !hit && must_match {
+            self.all = true;
+        }
+    }
+
+    fn qualified_wildcard(&mut self, name: &ObjectName) {
+        match fold(name) {
+            Some((_, n)) => self.whole_row(&n, true),
+            None => self.all = true,
+        }
+    }
+}
+
+/// Whether a query body (through set operations) has a `TABLE t` term.
+fn has_table_body(body: &SetExpr) -> bool {
+    match body {
+        SetExpr::Table(_) => true,
+        SetExpr::SetOperation { left, right, .. } => has_table_body(left) || has_table_body(right),
+        _ => false,
+    }
+}
+
+impl Visitor for Reads<'_> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, q: &ast::Query) -> ControlFlow<()> {
+        if has_table_body(&q.body) {
+            self.all = true;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_select(&mut self, s: &ast::Select) -> ControlFlow<()> {
+        for item in &s.projection {
+            match item {
+                ast::SelectItem::Wildcard(_) => self.all = true,
+                ast::SelectItem::QualifiedWildcard(kind, _) => match kind {
+                    ast::SelectItemQualifiedWildcardKind::ObjectName(n) => {
+                        self.qualified_wildcard(n)
+                    }
+                    ast::SelectItemQualifiedWildcardKind::Expr(_) => self.all = true,
+                },
+                _ => {}
+            }
+        }
+        for twj in &s.from {
+            for j in &twj.joins {
+                let natural = match &j.join_operator {
+                    ast::JoinOperator::Join(c)
+                    | ast::JoinOperator::Inner(c)
+                    | ast::JoinOperator::Left(c)
+                    | ast::JoinOperator::LeftOuter(c)
+                    | ast::JoinOperator::Right(c)
+                    | ast::JoinOperator::RightOuter(c)
+                    | ast::JoinOperator::FullOuter(c)
+                    | ast::JoinOperator::CrossJoin(c)
+                    | ast::JoinOperator::Semi(c)
+                    | ast::JoinOperator::LeftSemi(c)
+                    | ast::JoinOperator::RightSemi(c)
+                    | ast::JoinOperator::Anti(c)
+                    | ast::JoinOperator::LeftAnti(c)
+                    | ast::JoinOperator::RightAnti(c) => {
+                        matches!(c, ast::JoinConstraint::Natural)
+                    }
+                    // Not PostgreSQL's: read everything.
+                    _ => true,
+                };
+                if natural {
+                    self.all = true;
+                }
+            }
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, e: &Expr) -> ControlFlow<()> {
+        match e {
+            Expr::Wildcard(_) => self.all = true,
+            Expr::QualifiedWildcard(n, _) => self.qualified_wildcard(n),
+            // A bare name that is a table occurrence may be a whole-row reference.
+            Expr::Identifier(id) => self.whole_row(&normalize_ident(id), false),
+            Expr::CompoundIdentifier(ids) => {
+                if let Some(last) = ids.last() {
+                    self.whole_row(&normalize_ident(last), false);
+                }
+                // `q.c` with `q` a table occurrence: column `c` of the tables `q` may mean (every
+                // occurrence so named, in any scope), or their whole rows when none has a column
+                // `c` (PostgreSQL's `t.f` is also `f(t)`). Anything else counts by spelling.
+                if let [q, c] = ids.as_slice() {
+                    let (q, c) = (normalize_ident(q), normalize_ident(c));
+                    let hits: Vec<usize> = self
+                        .occurrences
+                        .iter()
+                        .filter(|(n, _)| *n == q)
+                        .map(|(_, i)| *i)
+                        .collect();
+                    if !hits.is_empty() {
+                        if hits.iter().any(|&i| self.tables[i].1.contains(&c)) {
+                            for &i in &hits {
+                                if !self.qualified[i].contains(&c) {
+                                    self.qualified[i].push(c.clone());
+                                }
+                            }
+                        } else {
+                            for &i in &hits {
+                                self.whole[i] = true;
+                            }
+                        }
+                        self.handled
+                            .extend(ids.iter().map(|id| id as *const ast::Ident));
+                    }
+                }
+            }
+            Expr::Function(f) => {
+                if let ast::FunctionArguments::List(list) = &f.args {
+                    for a in &list.args {
+                        let arg = match a {
+                            ast::FunctionArg::Unnamed(a)
+                            | ast::FunctionArg::Named { arg: a, .. }
+                            | ast::FunctionArg::ExprNamed { arg: a, .. } => a,
+                        };
+                        match arg {
+                            ast::FunctionArgExpr::QualifiedWildcard(n) => {
+                                self.qualified_wildcard(n)
+                            }
+                            ast::FunctionArgExpr::WildcardWithOptions(_) => self.all = true,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_ident(&mut self, id: &ast::Ident) -> ControlFlow<()> {
+        if self.handled.contains(&(id as *const ast::Ident)) {
+            return ControlFlow::Continue(());
+        }
+        let n = normalize_ident(id);
+        if !self.idents.contains(&n) && self.tables.iter().any(|(_, c)| c.contains(&n)) {
+            self.idents.push(n);
+        }
+        ControlFlow::Continue(())
+    }
+}
+
 /// The folded name of an object name.
 pub fn rel_name(name: &ObjectName) -> Option<RelName> {
     fold(name)
@@ -789,6 +1103,87 @@ mod tests {
             "SELECT sum(a) FROM t LIMIT 1",
         ] {
             assert!(combinable_aggregates(&query(sql)).is_none(), "{sql}");
+        }
+    }
+
+    #[test]
+    fn reads_only_named_columns() {
+        let tables = vec![
+            (
+                "t".to_string(),
+                vec!["k".into(), "a".into(), "b".into(), "c".into()],
+            ),
+            ("u".to_string(), vec!["k".into(), "x".into(), "y".into()]),
+        ];
+        let reads = |sql: &str| read_columns(&query(sql), &tables);
+        let m = |v: &[bool]| Some(v.to_vec());
+        assert_eq!(
+            reads("SELECT t.a, sum(x) FROM t JOIN u ON t.k = u.k WHERE u.y > 1 GROUP BY 1"),
+            vec![m(&[true, true, false, false]), m(&[true, true, true])]
+        );
+        // Qualified references count for their table only.
+        assert_eq!(
+            reads("SELECT t.a, v.y FROM t JOIN u v ON t.c = v.k WHERE v.x > t.k"),
+            vec![m(&[true, true, false, true]), m(&[true, true, true])]
+        );
+        assert_eq!(
+            reads("SELECT t.a FROM t WHERE EXISTS (SELECT 1 FROM u t WHERE t.x = 1)"),
+            vec![m(&[false, true, false, false]), m(&[false, true, false])]
+        );
+        assert_eq!(
+            reads("SELECT a FROM t WHERE EXISTS (SELECT 1 FROM u WHERE u.x = t.c) ORDER BY b"),
+            vec![m(&[false, true, true, true]), m(&[false, true, false])]
+        );
+        assert_eq!(
+            reads("SELECT count(*) FROM t"),
+            vec![m(&[false, false, false, false]), m(&[false, false, false])]
+        );
+        // Whole rows.
+        for (sql, t, u) in [
+            ("SELECT * FROM t", true, true),
+            ("SELECT t.* FROM t, u", true, false),
+            ("SELECT x.* FROM t x, u", true, false),
+            ("SELECT row_to_json(x) FROM t x", true, false),
+            ("SELECT count(u.*) FROM u", false, true),
+            ("SELECT a FROM t NATURAL JOIN u", true, true),
+            ("SELECT a1 FROM t AS z(a1, a2)", true, false),
+            ("SELECT s.a FROM (SELECT * FROM t) s", true, true),
+            ("SELECT q.* FROM (SELECT a FROM t) q", true, true),
+            ("TABLE t", true, true),
+        ] {
+            let r = reads(sql);
+            assert_eq!((r[0].is_none(), r[1].is_none()), (t, u), "{sql}");
+        }
+        assert_eq!(
+            reads("SELECT q.z FROM (SELECT a AS z FROM t) q JOIN u USING (k)"),
+            vec![m(&[true, true, false, false]), m(&[true, false, false])]
+        );
+    }
+
+    #[test]
+    fn distinct_on_the_key_concatenates() {
+        let names = vec!["t".to_string()];
+        assert!(distinct_by_key(
+            &query("SELECT DISTINCT k, a FROM t WHERE a > 1"),
+            &names,
+            "k"
+        ));
+        assert!(distinct_by_key(
+            &query("SELECT DISTINCT * FROM t"),
+            &names,
+            "k"
+        ));
+        for sql in [
+            "SELECT DISTINCT a FROM t",
+            "SELECT DISTINCT k + 1 FROM t",
+            "SELECT DISTINCT k FROM t ORDER BY k",
+            "SELECT DISTINCT k FROM t LIMIT 2",
+            "SELECT DISTINCT ON (k) k, a FROM t",
+            "SELECT DISTINCT k, count(*) FROM t GROUP BY k",
+            "SELECT DISTINCT k FROM t, u",
+            "SELECT k FROM t",
+        ] {
+            assert!(!distinct_by_key(&query(sql), &names, "k"), "{sql}");
         }
     }
 

@@ -1262,7 +1262,9 @@ impl CoordSession {
                         return Ok(SelectRoute::Ship(nodes));
                     }
                     if let Some((k, _)) = &p.dist.key {
-                        if route::grouped_by_key(q, &names, &p.columns[*k].0) {
+                        if route::grouped_by_key(q, &names, &p.columns[*k].0)
+                            || route::distinct_by_key(q, &names, &p.columns[*k].0)
+                        {
                             return Ok(SelectRoute::Ship(nodes));
                         }
                     }
@@ -1315,6 +1317,7 @@ impl CoordSession {
                 None => p.filter = Some((f.qualifier, vec![f.sql])),
             }
         }
+        self.narrow_fetch(q, &mut placed).await?;
         Ok(SelectRoute::Evaluate(placed))
     }
 
@@ -1728,11 +1731,8 @@ impl CoordSession {
             .await?;
         let r = async {
             self.local_run(ddl, true).await?;
-            for chunk in rows.chunks(500) {
-                let refs: Vec<&Vec<Value>> = chunk.iter().collect();
-                let ins = format!("INSERT INTO {table} VALUES {}", rows_sql(&refs, columns));
-                self.local_run(&ins, true).await?;
-            }
+            let names = columns.iter().map(|(n, _)| quote_ident(n)).collect();
+            self.local_load(table, names, rows).await?;
             self.local_exec(local, true).await
         }
         .await;
@@ -1787,16 +1787,8 @@ impl CoordSession {
                         .pop()
                         .map(|r| r.rows)
                         .unwrap_or_default();
-                    for chunk in rows.chunks(500) {
-                        let refs: Vec<&Vec<Value>> = chunk.iter().collect();
-                        let ins = format!(
-                            "INSERT INTO {} ({}) VALUES {}",
-                            p.name,
-                            cols.join(", "),
-                            rows_sql(&refs, &p.columns)
-                        );
-                        self.local_run(&ins, true).await?;
-                    }
+                    self.local_load(&quote_qualified(&p.name), cols.clone(), rows)
+                        .await?;
                 }
             }
             self.local_exec(text, true).await
@@ -3286,4 +3278,111 @@ fn combine_aggregates(
     }
     out.rows.push(acc);
     Ok(out)
+}
+
+// Projection pushdown under the fallback (docs/cluster.md, "Projection pushdown").
+impl CoordSession {
+    /// Narrow each of `placed`'s columns to those `q` reads (`route::read_columns`), so the
+    /// fallback's remote scans fetch only those ([`CoordSession::fetch_sql`]) and load them into the
+    /// coordinator's copy by name (its other columns stay NULL: nothing reads them). Columns the
+    /// copy needs a value in are kept too: NOT NULL ones and those with a DEFAULT (an INSERT
+    /// naming fewer columns would evaluate it, e.g. advance a sequence). A table with CHECK
+    /// constraints, generated or identity-always columns keeps every column. At least one column
+    /// stays, so every fetched row is still a row.
+    async fn narrow_fetch(&mut self, q: &ast::Query, placed: &mut [Placed]) -> Result<(), PgError> {
+        let tables: Vec<(String, Vec<String>)> = placed
+            .iter()
+            .map(|p| {
+                let bare = p.name.rsplit('.').next().unwrap_or(&p.name).to_string();
+                (bare, p.columns.iter().map(|(n, _)| n.clone()).collect())
+            })
+            .collect();
+        let reads = route::read_columns(q, &tables);
+        for (p, mask) in placed.iter_mut().zip(reads) {
+            let Some(mut mask) = mask else {
+                continue;
+            };
+            let Some((schema, name)) = p.name.split_once('.') else {
+                continue;
+            };
+            let rel = (Some(schema.to_string()), name.to_string());
+            let Some(def) = self.lookup_def(&rel).await? else {
+                continue;
+            };
+            if !def.checks.is_empty()
+                || def.columns.len() != p.columns.len()
+                || def
+                    .columns
+                    .iter()
+                    .any(|c| c.generated.is_some() || c.identity_always)
+            {
+                continue;
+            }
+            for (m, c) in mask.iter_mut().zip(&def.columns) {
+                *m |= c.not_null || c.default.is_some();
+            }
+            if !mask.iter().any(|m| *m) {
+                if let Some(m) = mask.first_mut() {
+                    *m = true;
+                }
+            }
+            p.columns = p
+                .columns
+                .iter()
+                .zip(&mask)
+                .filter(|(_, m)| **m)
+                .map(|(c, _)| c.clone())
+                .collect();
+        }
+        Ok(())
+    }
+}
+
+// The direct load of fetched rows into the catalog engine (docs/ARCHITECTURE.md, "Loading rows").
+impl CoordSession {
+    /// Insert `rows` (typed values, in the order of `columns`: quoted SQL identifiers, empty = all
+    /// columns) into the catalog session's table `table` (as SQL names it) inside the global
+    /// transaction, through `Session::insert_values`: no SQL text is built or parsed. The sibling
+    /// of [`CoordSession::local_run`] for the fallbacks' fetched rows. Returns the rows inserted.
+    /// Errors: those of `Session::insert_values` (the catalog block fails with them).
+    async fn local_load(
+        &mut self,
+        table: &str,
+        columns: Vec<String>,
+        rows: Vec<Vec<Value>>,
+    ) -> Result<u64, PgError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        if !self.txn.as_ref().is_some_and(|t| t.local_begun) {
+            // Opens the catalog session's part of the global transaction (BEGIN, savepoints).
+            self.local_run("", true).await?;
+        }
+        let txn = self.txn()?;
+        let directed = Directed {
+            gxid: txn.gxid,
+            snapshot: txn.snapshot.clone(),
+        };
+        let table = table.to_string();
+        self.local
+            .call(move |s| {
+                s.direct(Some(directed));
+                s.insert_values(&table, &columns, rows)
+            })
+            .await
+            .map_err(io_err)?
+    }
+}
+
+/// `name` as a quoted SQL identifier (`"a""b"`).
+fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// A `schema.name` key (as `Placed::name` holds it) as a quoted qualified SQL name.
+fn quote_qualified(key: &str) -> String {
+    match key.split_once('.') {
+        Some((schema, name)) => format!("{}.{}", quote_ident(schema), quote_ident(name)),
+        None => quote_ident(key),
+    }
 }

@@ -648,21 +648,116 @@ async fn explain_shows_xc_plan_shapes() {
         ]
     );
     q(&mut s, "RESET enable_remotegroup").await;
+    // A plain DISTINCT is a GROUP BY on its output: each node deduplicates its rows, the
+    // coordinator the union (the remote group query's shape).
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT DISTINCT val2 FROM tab1"
+        )
+        .await,
+        vec![
+            "HashAggregate",
+            "  Output: tab1.val2",
+            "  Group Key: tab1.val2",
+            "  ->  Data Node Scan on \"__REMOTE_GROUP_QUERY__\"",
+            "        Output: tab1.val2",
+            "        Node/s: dn1, dn2",
+            "        Remote query: SELECT val2 AS pgxc_g0 FROM tab1 GROUP BY val2",
+        ]
+    );
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT DISTINCT val2, val2 + 1 AS x FROM tab1 \
+             ORDER BY val2 LIMIT 2"
+        )
+        .await,
+        vec![
+            "Limit",
+            "  Output: tab1.val2, (tab1.val2 + 1)",
+            "  ->  Sort",
+            "        Sort Key: tab1.val2",
+            "        ->  HashAggregate",
+            "              Output: tab1.val2, (tab1.val2 + 1)",
+            "              Group Key: tab1.val2, (tab1.val2 + 1)",
+            "              ->  Data Node Scan on \"__REMOTE_GROUP_QUERY__\"",
+            "                    Output: tab1.val2, tab1.val2 + 1",
+            "                    Node/s: dn1, dn2",
+            "                    Remote query: SELECT val2 AS pgxc_g0, val2 + 1 AS pgxc_g1 FROM tab1 \
+             GROUP BY val2, val2 + 1",
+        ]
+    );
+    // DISTINCT over the distribution key: equal rows live on one node, shipped whole.
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF) SELECT DISTINCT val2, val FROM tab1"
+        )
+        .await,
+        vec![fqs, "  Node/s: dn1, dn2"]
+    );
+    // The fallback's remote scans fetch only the columns the statement reads (plus NOT NULL
+    // ones, which the coordinator's copy of the table needs a value in).
+    q(
+        &mut s,
+        "CREATE TABLE wide (k int, a int, b text, c int NOT NULL, d text) DISTRIBUTE BY HASH (k)",
+    )
+    .await;
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT b FROM wide WHERE a IN (SELECT val2 FROM tab1)"
+        )
+        .await,
+        vec![
+            "Data Node Scan on wide",
+            "  Output: k, a, b, c, d",
+            "  Node/s: dn1, dn2",
+            "  Remote query: SELECT \"a\", \"b\", \"c\" FROM public.wide",
+            "  Filter: (a = ANY (ARRAY[]))",
+        ]
+    );
+    q(
+        &mut s,
+        "INSERT INTO wide VALUES (1, 5, 'x', 0, 'p'), (2, 6, 'y', 0, 'q'), (3, 7, 'z', 0, 'r')",
+    )
+    .await;
+    q(
+        &mut s,
+        "INSERT INTO tab1 VALUES (100, 5), (101, 7), (102, 7)",
+    )
+    .await;
+    assert_eq!(
+        q(
+            &mut s,
+            "SELECT b, d IS NULL FROM wide w WHERE a IN (SELECT val2 FROM tab1) ORDER BY b"
+        )
+        .await,
+        vec![
+            vec![Value::Text("x".into()), Value::Bool(false)],
+            vec![Value::Text("z".into()), Value::Bool(false)],
+        ]
+    );
+    q(&mut s, "DELETE FROM tab1 WHERE val >= 100").await;
+    q(&mut s, "DROP TABLE wide").await;
     // ORDER BY and LIMIT pushed under the remote scan (each node's first limit + offset rows
-    // in order), sorted and limited here; each switch keeps its part here.
+    // in order, the key not in the output as a hidden column), the sorted streams merged here;
+    // each switch keeps its part here.
     let sorted = "EXPLAIN (COSTS OFF, VERBOSE) SELECT val FROM tab1 t ORDER BY val2 DESC, 1 LIMIT 2 OFFSET 1";
     assert_eq!(
         plan(&mut s, sorted).await,
         vec![
             "Limit",
             "  Output: val, val2",
-            "  ->  Sort",
+            "  ->  Merge Append",
+            "        Output: val, val2",
             "        Sort Key: val2 DESC, val",
             "        ->  Data Node Scan on tab1 t",
             "              Output: val, val2",
             "              Node/s: dn1, dn2",
-            "              Remote query: SELECT \"val\", \"val2\" FROM public.tab1 AS \"t\" \
-             ORDER BY val2 DESC, val LIMIT 3",
+            "              Remote query: SELECT val, val2 FROM public.tab1 AS \"t\" \
+             ORDER BY 2 DESC, 1 LIMIT 3",
         ]
     );
     q(&mut s, "SET enable_remotelimit = off").await;
@@ -671,13 +766,14 @@ async fn explain_shows_xc_plan_shapes() {
         vec![
             "Limit",
             "  Output: val, val2",
-            "  ->  Sort",
+            "  ->  Merge Append",
+            "        Output: val, val2",
             "        Sort Key: val2 DESC, val",
             "        ->  Data Node Scan on tab1 t",
             "              Output: val, val2",
             "              Node/s: dn1, dn2",
-            "              Remote query: SELECT \"val\", \"val2\" FROM public.tab1 AS \"t\" \
-             ORDER BY val2 DESC, val",
+            "              Remote query: SELECT val, val2 FROM public.tab1 AS \"t\" \
+             ORDER BY 2 DESC, 1",
         ]
     );
     q(&mut s, "SET enable_remotesort = off").await;
@@ -722,6 +818,25 @@ async fn explain_shows_xc_plan_shapes() {
             "        Output: tab1.val2, count(*)",
             "        Node/s: dn1, dn2",
             "        Remote query: SELECT tab1.val2 AS pgxc_g0, count(*) AS pgxc_p0 FROM tab1, tab2 \
+             WHERE tab1.val = tab2.val GROUP BY tab1.val2",
+        ]
+    );
+    // A plain DISTINCT over a colocated join: joined and deduplicated on the datanodes.
+    assert_eq!(
+        plan(
+            &mut s,
+            "EXPLAIN (COSTS OFF, VERBOSE) SELECT DISTINCT tab1.val2 FROM tab1, tab2 \
+             WHERE tab1.val = tab2.val"
+        )
+        .await,
+        vec![
+            "HashAggregate",
+            "  Output: tab1.val2",
+            "  Group Key: tab1.val2",
+            "  ->  Data Node Scan on \"__REMOTE_GROUP_QUERY__\"",
+            "        Output: tab1.val2",
+            "        Node/s: dn1, dn2",
+            "        Remote query: SELECT tab1.val2 AS pgxc_g0 FROM tab1, tab2 \
              WHERE tab1.val = tab2.val GROUP BY tab1.val2",
         ]
     );

@@ -1,7 +1,9 @@
 //! Differential property test: random schemas with random distributions (HASH, MODULO, ROUNDROBIN,
 //! REPLICATION, each on a random subset of 3 datanodes), random rows, and random queries (filters,
 //! inner/outer/semi/anti joins, aggregates incl. DISTINCT and ORDER BY inside, GROUP BY/HAVING,
-//! ORDER BY/LIMIT/OFFSET, scalar and correlated subqueries, set operations). The cluster (an in-memory
+//! ORDER BY/LIMIT/OFFSET, scalar and correlated subqueries, set operations, plain SELECT DISTINCT over
+//! tables and joins, queries reading few columns of the tables' six — one NOT NULL, one with a
+//! DEFAULT, some tables with a CHECK — through the coordinator's fallback). The cluster (an in-memory
 //! GTM, 3 datanodes, 1 coordinator, over loopback TCP) must return exactly what one standalone engine
 //! holding the same rows returns: the same rows (in the same order where the query orders them
 //! totally), or an error with the same SQLSTATE.
@@ -39,8 +41,15 @@ enum Dist {
     Replication,
 }
 
-/// A generated row: `(k, a, b, c)`.
-type Row = (i32, Option<i32>, Option<String>, Option<i32>);
+/// A generated row: `(k, a, b, c, d, e)` (`d` is NOT NULL).
+type Row = (
+    i32,
+    Option<i32>,
+    Option<String>,
+    Option<i32>,
+    i32,
+    Option<String>,
+);
 
 #[derive(Clone, Debug)]
 struct Table {
@@ -48,11 +57,19 @@ struct Table {
     /// Datanode indexes (0-based) of `TO NODE`; every node when it holds all of them.
     nodes: Vec<usize>,
     rows: Vec<Row>,
+    /// A CHECK constraint on `c` (the coordinator then fetches every column in its fallback).
+    check: bool,
 }
 
 impl Table {
     fn ddl(&self, name: &str, distributed: bool) -> String {
-        let mut s = format!("CREATE TABLE {name} (k int, a int, b text, c int)");
+        // Wider than most queries read, with a NOT NULL and a defaulted column: the fallback's
+        // remote scans fetch only the columns a query reads (projection pushdown).
+        let mut s = format!(
+            "CREATE TABLE {name} (k int, a int, b text, c int{}, d int NOT NULL, \
+             e text DEFAULT 'x')",
+            if self.check { " CHECK (c >= 0)" } else { "" }
+        );
         if distributed {
             let by = match self.dist {
                 Dist::HashK => "HASH (k)",
@@ -79,9 +96,10 @@ impl Table {
         let rows: Vec<String> = self
             .rows
             .iter()
-            .map(|(k, a, b, c)| {
+            .map(|(k, a, b, c, d, e)| {
                 let b = b.as_ref().map_or("NULL".to_string(), |b| format!("'{b}'"));
-                format!("({k}, {}, {b}, {})", lit(a), lit(c))
+                let e = e.as_ref().map_or("NULL".to_string(), |e| format!("'{e}'"));
+                format!("({k}, {}, {b}, {}, {d}, {e})", lit(a), lit(c))
             })
             .collect();
         Some(format!("INSERT INTO {name} VALUES {}", rows.join(", ")))
@@ -97,18 +115,27 @@ fn table() -> impl Strategy<Value = Table> {
         Just(Dist::Replication),
     ];
     let nodes = proptest::sample::subsequence((0..DATANODES).collect::<Vec<_>>(), 1..=DATANODES);
-    let word = proptest::sample::select(vec!["ant", "bee", "cat", "dog", "eel", "Ant", ""]);
+    let word = || proptest::sample::select(vec!["ant", "bee", "cat", "dog", "eel", "Ant", ""]);
     let row = (
         0..12i32,
         proptest::option::weighted(0.85, -3..8i32),
-        proptest::option::weighted(0.85, word.prop_map(str::to_string)),
+        proptest::option::weighted(0.85, word().prop_map(str::to_string)),
         proptest::option::weighted(0.8, 0..5i32),
+        -2..4i32,
+        proptest::option::weighted(0.7, word().prop_map(str::to_string)),
     );
-    (dist, nodes, proptest::collection::vec(row, 0..25)).prop_map(|(dist, nodes, rows)| Table {
+    (
         dist,
         nodes,
-        rows,
-    })
+        proptest::collection::vec(row, 0..25),
+        proptest::bool::weighted(0.3),
+    )
+        .prop_map(|(dist, nodes, rows, check)| Table {
+            dist,
+            nodes,
+            rows,
+            check,
+        })
 }
 
 /// A query and whether its ORDER BY orders the output totally (then the order is compared too).
@@ -265,6 +292,41 @@ fn query(ntables: usize) -> impl Strategy<Value = Query> {
         }),
         // DISTINCT and set operations.
         (t(), col(), col()).prop_map(move |(t, x, y)| un(format!("SELECT DISTINCT {x}, {y} FROM {t}"))),
+        // Plain DISTINCT pushed down (a GROUP BY of the output on each node, DISTINCT here), or
+        // shipped whole when it includes the distribution key; single tables and joins.
+        (t(), pred(""), col()).prop_map(move |(t, p, x)| un(format!(
+            "SELECT DISTINCT a % 3 AS m, {x}, 1 AS one, d FROM {t} WHERE {p}"
+        ))),
+        (t(), pred("")).prop_map(move |(t, p)| un(format!("SELECT DISTINCT k, b FROM {t} WHERE {p}"))),
+        (t(), pred("")).prop_map(move |(t, p)| un(format!("SELECT DISTINCT * FROM {t} WHERE {p}"))),
+        (t(), 0..6i64).prop_map(move |(t, n)| Query {
+            sql: format!(
+                "SELECT DISTINCT b, e FROM {t} ORDER BY e NULLS FIRST, b DESC NULLS LAST LIMIT {n}"
+            ),
+            ordered: true,
+        }),
+        (t(), t(), pred("x.")).prop_map(move |(l, r, p)| un(format!(
+            "SELECT DISTINCT x.b, y.c FROM {l} x JOIN {r} y ON x.k = y.k WHERE {p}"
+        ))),
+        (t(), t(), 0..6i64).prop_map(move |(l, r, n)| Query {
+            sql: format!(
+                "SELECT DISTINCT x.a, y.e FROM {l} x JOIN {r} y ON x.k = y.k \
+                 ORDER BY x.a NULLS FIRST, y.e NULLS FIRST LIMIT {n}"
+            ),
+            ordered: true,
+        }),
+        // Few columns of wide tables through the fallback (outer joins, subqueries): the remote
+        // scans fetch only what the query reads.
+        (t(), t(), 0..3i32).prop_map(move |(l, r, n)| un(format!(
+            "SELECT x.e, count(*), sum(y.d) FROM {l} x LEFT JOIN {r} y ON x.a = y.c \
+             WHERE y.d > {n} OR y.d IS NULL GROUP BY x.e"
+        ))),
+        (t(), t()).prop_map(move |(l, r)| un(format!(
+            "SELECT e, d FROM {l} WHERE k IN (SELECT a FROM {r} y WHERE y.e IS NOT NULL)"
+        ))),
+        (t(), t()).prop_map(move |(l, r)| un(format!(
+            "SELECT x.b, y.e FROM {l} x FULL JOIN {r} y USING (k) WHERE x.d > 0 OR y.d < 2"
+        ))),
         (
             t(),
             t(),
