@@ -67,6 +67,8 @@ pub mod redistribute;
 #[path = "remote_group.rs"]
 mod remote_group;
 
+#[path = "cursor.rs"]
+mod cursor;
 /// ORDER BY and LIMIT pushed under one table's remote scans (a child module, as above).
 #[path = "remote_sort.rs"]
 mod remote_sort;
@@ -561,6 +563,18 @@ impl CoordSession {
                 Box::pin(self.analyze(&v)).await
             }
             Statement::Checkpoint => Ok(QueryResult::command("CHECKPOINT")),
+            Statement::Sql(S::Declare { stmts, .. }) => {
+                let stmts = stmts.clone();
+                Box::pin(self.declare_cursor(&st.text, &stmts)).await
+            }
+            // A cursor lives in the catalog session (`cursor.rs`): never broadcast like DDL.
+            Statement::Sql(S::Fetch { .. } | S::Close { .. }) | Statement::Move { .. } => {
+                self.begin_statement().await?;
+                self.local_exec(&st.text, true).await
+            }
+            Statement::Sql(S::Prepare { .. } | S::Execute { .. } | S::Deallocate { .. }) => Err(
+                unsupported("SQL PREPARE/EXECUTE (use the extended query protocol)"),
+            ),
             Statement::CleanConnection(_) => {
                 self.coord.clean_connections();
                 Ok(QueryResult::command("CLEAN CONNECTION"))

@@ -1489,3 +1489,57 @@ async fn tracing_spans_carry_session_and_gxid() {
         "{line}"
     );
 }
+
+/// SQL cursors over distributed tables read the datanodes (they used to run on the coordinator's
+/// empty local copy and return no rows); SQL PREPARE is refused with 0A000, the session usable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cursors_read_the_datanodes() {
+    let c = cluster(2, 1).await;
+    let mut s = CoordSession::new(&c.coords[0]).expect("session");
+    q(
+        &mut s,
+        "CREATE TABLE cur (id int, v text) DISTRIBUTE BY HASH(id)",
+    )
+    .await;
+    q(
+        &mut s,
+        "INSERT INTO cur SELECT i, 'v' || i FROM generate_series(1, 100) i",
+    )
+    .await;
+    assert_eq!(
+        code(&mut s, "DECLARE c CURSOR FOR SELECT id FROM cur").await,
+        SqlState::NoActiveSqlTransaction
+    );
+    q(&mut s, "BEGIN").await;
+    q(
+        &mut s,
+        "DECLARE c SCROLL CURSOR FOR SELECT id, v FROM cur WHERE id > 10 ORDER BY id",
+    )
+    .await;
+    let first = q(&mut s, "FETCH 3 FROM c").await;
+    assert_eq!(
+        first.iter().map(|r| int(&r[0])).collect::<Vec<_>>(),
+        vec![11, 12, 13]
+    );
+    assert_eq!(first[0][1], Value::Text("v11".into()));
+    q(&mut s, "MOVE FORWARD 10 IN c").await;
+    assert_eq!(int(&q(&mut s, "FETCH NEXT FROM c").await[0][0]), 24);
+    assert_eq!(int(&q(&mut s, "FETCH PRIOR FROM c").await[0][0]), 23);
+    assert_eq!(q(&mut s, "FETCH ALL FROM c").await.len(), 100 - 23);
+    q(&mut s, "DECLARE n CURSOR FOR SELECT count(*) FROM cur").await;
+    assert_eq!(int(&q(&mut s, "FETCH 1 FROM n").await[0][0]), 100);
+    q(&mut s, "CLOSE c").await;
+    q(&mut s, "COMMIT").await;
+    // The cursors ended with the block.
+    q(&mut s, "BEGIN").await;
+    assert_eq!(
+        code(&mut s, "FETCH 1 FROM n").await,
+        SqlState::InvalidCursorName
+    );
+    q(&mut s, "ROLLBACK").await;
+    assert_eq!(
+        code(&mut s, "PREPARE p AS SELECT count(*) FROM cur").await,
+        SqlState::FeatureNotSupported
+    );
+    assert_eq!(int(&q(&mut s, "SELECT count(*) FROM cur").await[0][0]), 100);
+}
