@@ -1450,46 +1450,6 @@ async fn colocated_joins_are_shipped_whole() {
     assert_eq!(amounts, vec![60, 260, 460]);
 }
 
-/// Tracing: every event of a statement carries the session id and the global transaction's GXID.
-#[tokio::test(flavor = "current_thread")]
-async fn tracing_spans_carry_session_and_gxid() {
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().expect("buffer").extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_env_filter("pgxc_coordinator=debug")
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .finish();
-    let c = cluster(2, 1).await;
-    let mut s = CoordSession::new(&c.coords[0]).expect("session");
-    {
-        let _guard = tracing::subscriber::set_default(subscriber);
-        q(&mut s, "CREATE TABLE traced (a int)").await;
-    }
-    let out = String::from_utf8(buf.0.lock().expect("buffer").clone()).expect("utf8");
-    let line = out
-        .lines()
-        .find(|l| l.contains("global transaction begins"))
-        .unwrap_or_else(|| panic!("no event:\n{out}"));
-    assert!(
-        line.contains("session{id=") && line.contains("gxid="),
-        "{line}"
-    );
-}
-
 /// SQL cursors over distributed tables read the datanodes (they used to run on the coordinator's
 /// empty local copy and return no rows); SQL PREPARE is refused with 0A000, the session usable.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
