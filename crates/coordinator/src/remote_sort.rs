@@ -93,9 +93,10 @@ pub(super) struct MergeSpec {
     pub(super) output: Vec<String>,
 }
 
-/// Functions a merged statement may not evaluate on the datanodes: volatile ones (a datanode's
-/// value would differ from the coordinator's, or the sequence is the GTM's), set-returning ones
-/// (they expand rows), and the cluster's own (`pgxc_*`, answered per node).
+/// Volatile functions a merged statement may not evaluate on the datanodes (a datanode's value
+/// would differ from the coordinator's, or the sequence is the GTM's); the engine's set-returning
+/// ones (`pgxc_sql::SET_RETURNING_FUNCTIONS`: they expand rows) and the cluster's own (`pgxc_*`,
+/// answered per node) are refused too.
 const NOT_ON_NODES: &[&str] = &[
     "random",
     "setseed",
@@ -108,26 +109,6 @@ const NOT_ON_NODES: &[&str] = &[
     "gen_random_uuid",
     "pg_sleep",
     "txid_current",
-    "generate_series",
-    "generate_subscripts",
-    "unnest",
-    "regexp_matches",
-    "regexp_split_to_table",
-    "string_to_table",
-    "json_array_elements",
-    "json_array_elements_text",
-    "jsonb_array_elements",
-    "jsonb_array_elements_text",
-    "json_each",
-    "json_each_text",
-    "jsonb_each",
-    "jsonb_each_text",
-    "json_object_keys",
-    "jsonb_object_keys",
-    "json_populate_recordset",
-    "jsonb_populate_recordset",
-    "json_to_recordset",
-    "jsonb_to_recordset",
 ];
 
 /// Whether the datanodes may evaluate `e` for a merge: no function of [`NOT_ON_NODES`] (nor any
@@ -140,7 +121,9 @@ fn node_safe(e: &Expr) -> bool {
             Expr::Function(f) => {
                 let name = f.name.to_string().to_ascii_lowercase();
                 let base = name.rsplit('.').next().unwrap_or(&name).trim_matches('"');
-                ok &= !NOT_ON_NODES.contains(&base) && !base.starts_with("pgxc_");
+                ok &= !NOT_ON_NODES.contains(&base)
+                    && !pgxc_sql::SET_RETURNING_FUNCTIONS.contains(&base)
+                    && !base.starts_with("pgxc_");
             }
             Expr::Collate { .. } => ok = false,
             // `schema.table.column`: the per-node query names the table by its alias only.

@@ -27,3 +27,5 @@ pub use engine::{Engine, QueryResult, Session};
 /// "C" collation), reversed for DESC, with NULLs placed by `nulls_first` (PostgreSQL's default:
 /// `nulls_first == desc`). Coordinators merge datanodes' sorted streams with it.
 pub use exec::agg::cmp_nulls;
+/// The engine's set-returning functions by name (they expand rows where they are called).
+pub use exec::plan_bind::SRFS as SET_RETURNING_FUNCTIONS;

@@ -111,37 +111,20 @@ fn stored_as_is(v: &Value, ty: &DataType) -> bool {
 }
 
 /// The type an `INSERT ... VALUES` literal of `v` would have: `unknown` for text (an untyped
-/// string literal), the value's own type otherwise.
+/// string literal), the value's own type otherwise (`rowset::natural_type`), arrays of unknown
+/// elements as text arrays.
 fn literal_type(v: &Value) -> DataType {
+    fn text_for_unknown(t: DataType) -> DataType {
+        match t {
+            DataType::Unknown => DataType::Text,
+            DataType::Array(e) => DataType::Array(Box::new(text_for_unknown(*e))),
+            t => t,
+        }
+    }
     match v {
-        Value::Null | Value::Text(_) => DataType::Unknown,
-        Value::Bool(_) => DataType::Bool,
-        Value::Int2(_) => DataType::Int2,
-        Value::Int4(_) => DataType::Int4,
-        Value::Int8(_) => DataType::Int8,
-        Value::Float4(_) => DataType::Float4,
-        Value::Float8(_) => DataType::Float8,
-        Value::Numeric(_) => DataType::Numeric(None),
-        Value::Bytea(_) => DataType::Bytea,
-        Value::Date(_) => DataType::Date,
-        Value::Time(_) => DataType::Time,
-        Value::Timetz(..) => DataType::Timetz,
-        Value::Timestamp(_) => DataType::Timestamp,
-        Value::Timestamptz(_) => DataType::Timestamptz,
-        Value::Interval(_) => DataType::Interval,
-        Value::Uuid(_) => DataType::Uuid,
-        Value::Json(_) => DataType::Json,
-        Value::Jsonb(_) => DataType::Jsonb,
-        Value::Array(items) => DataType::Array(Box::new(
-            items
-                .iter()
-                .find(|e| !e.is_null())
-                .map(|e| match literal_type(e) {
-                    DataType::Unknown => DataType::Text,
-                    t => t,
-                })
-                .unwrap_or(DataType::Text),
-        )),
+        Value::Text(_) => DataType::Unknown,
+        Value::Array(_) => text_for_unknown(super::rowset::natural_type(v)),
+        _ => super::rowset::natural_type(v),
     }
 }
 

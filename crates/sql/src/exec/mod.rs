@@ -2882,7 +2882,7 @@ mod grouping;
 pub(crate) mod load;
 // The planner's SELECT front end: lives with the planner, but binds with this module's internals.
 #[path = "../plan/bind.rs"]
-mod plan_bind;
+pub(crate) mod plan_bind;
 mod query;
 pub(crate) mod rowset;
 mod srf;

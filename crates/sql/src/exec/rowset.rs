@@ -163,8 +163,9 @@ fn undefined(name: &str) -> PgError {
     )
 }
 
-/// The type a value's representation is, when it has exactly one.
-fn natural_type(v: &Value) -> DataType {
+/// The type a value's representation is, when it has exactly one (`unknown` for NULL; an
+/// array's from its first element that has one).
+pub(crate) fn natural_type(v: &Value) -> DataType {
     match v {
         Value::Null => DataType::Unknown,
         Value::Bool(_) => DataType::Bool,

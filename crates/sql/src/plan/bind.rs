@@ -30,7 +30,8 @@ use crate::plan::{
 };
 
 /// Set-returning functions: a select list calling one is the interpreter's (it expands rows).
-const SRFS: &[&str] = &[
+/// Also what a coordinator must not push under a merged ORDER BY (`pgxc_sql::SET_RETURNING_FUNCTIONS`).
+pub const SRFS: &[&str] = &[
     "generate_series",
     "generate_subscripts",
     "unnest",
