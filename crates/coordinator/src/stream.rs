@@ -385,27 +385,7 @@ impl CoordSession {
                 continue;
             }
             let (node, number) = (part.node.clone(), stream.number);
-            let batch = self.streams.fetch_size;
-            let r = self
-                .stream_call(
-                    &node,
-                    DnRequest::Fetch {
-                        stream: number,
-                        batch,
-                    },
-                )
-                .await;
-            let b = match r {
-                Ok(b) => b,
-                Err(e) => {
-                    self.streams.open.remove(pos);
-                    if own {
-                        self.fail().await;
-                    }
-                    return Err(e);
-                }
-            };
-            hold(b.rows.len());
+            let b = self.fetch_part(pos, &node, number, own).await?;
             let stream = &mut self.streams.open[pos].1;
             if let Some(part) = stream.parts.front_mut() {
                 part.buffer.extend(b.rows);
@@ -414,6 +394,41 @@ impl CoordSession {
             }
         }
         Ok(Err(self.finish_stream(pos, None, own).await?))
+    }
+
+    /// The next batch (at most `pgxc.remote_fetch_size` rows) of stream `number` on `node`, the
+    /// part of the open stream at `pos`, counted as held. On an error the stream is forgotten and,
+    /// when the stream owns its transaction (`own`), the transaction fails.
+    async fn fetch_part(
+        &mut self,
+        pos: usize,
+        node: &str,
+        number: u32,
+        own: bool,
+    ) -> Result<Batch, PgError> {
+        let batch = self.streams.fetch_size;
+        match self
+            .stream_call(
+                node,
+                DnRequest::Fetch {
+                    stream: number,
+                    batch,
+                },
+            )
+            .await
+        {
+            Ok(b) => {
+                hold(b.rows.len());
+                Ok(b)
+            }
+            Err(e) => {
+                self.streams.open.remove(pos);
+                if own {
+                    self.fail().await;
+                }
+                Err(e)
+            }
+        }
     }
 
     /// The next rows of the merged stream at `pos` (see the module docs): at most `max` and at
@@ -442,27 +457,7 @@ impl CoordSession {
             }
             if let Some(i) = m.refill.pop() {
                 let (node, number) = (stream.parts[i].node.clone(), stream.number);
-                let batch = self.streams.fetch_size;
-                let r = self
-                    .stream_call(
-                        &node,
-                        DnRequest::Fetch {
-                            stream: number,
-                            batch,
-                        },
-                    )
-                    .await;
-                let b = match r {
-                    Ok(b) => b,
-                    Err(e) => {
-                        self.streams.open.remove(pos);
-                        if own {
-                            self.fail().await;
-                        }
-                        return Err(e);
-                    }
-                };
-                hold(b.rows.len());
+                let b = self.fetch_part(pos, &node, number, own).await?;
                 let stream = &mut self.streams.open[pos].1;
                 let RemoteStream { parts, merge, .. } = stream;
                 let Some(m) = merge.as_mut() else {
